@@ -1,0 +1,58 @@
+-- Every entity keeps its typed columns (filters, ordering, cursors) beside its canonical JSON
+-- (`body`), which reads splice into responses. DateTimeOffset and Duration are exact 100 ns ticks;
+-- enums are their underlying values. `seq` is the insertion order used by unordered paging.
+
+CREATE TABLE autopilot_events (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    body TEXT NOT NULL,
+    device_id TEXT,
+    user_id TEXT,
+    event_date_time BIGINT NOT NULL,
+    device_registered_date_time BIGINT NOT NULL,
+    enrollment_start_date_time BIGINT NOT NULL,
+    enrollment_type BIGINT NOT NULL,
+    device_serial_number TEXT,
+    managed_device_name TEXT,
+    user_principal_name TEXT,
+    deployment_profile_display_name TEXT,
+    enrollment_state BIGINT NOT NULL,
+    esp_configuration_display_name TEXT,
+    esp_configuration_id TEXT,
+    deployment_state BIGINT NOT NULL,
+    device_setup_status BIGINT NOT NULL,
+    account_setup_status BIGINT NOT NULL,
+    os_version TEXT,
+    deployment_duration BIGINT NOT NULL,
+    deployment_total_duration BIGINT NOT NULL,
+    device_preparation_duration BIGINT NOT NULL,
+    device_setup_duration BIGINT NOT NULL,
+    account_setup_duration BIGINT NOT NULL,
+    deployment_start_date_time BIGINT NOT NULL,
+    deployment_end_date_time BIGINT NOT NULL,
+    targeted_app_count BIGINT NOT NULL,
+    targeted_policy_count BIGINT NOT NULL,
+    enrollment_failure_details TEXT
+);
+
+CREATE TABLE policy_status_details (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    body TEXT NOT NULL,
+    display_name TEXT,
+    policy_type BIGINT NOT NULL,
+    compliance_status BIGINT NOT NULL,
+    tracked_on_enrollment_status BOOLEAN NOT NULL,
+    last_reported_date_time BIGINT NOT NULL,
+    error_code BIGINT NOT NULL
+);
+
+CREATE UNIQUE INDEX autopilot_events_key ON autopilot_events (tenant_id, id);
+CREATE UNIQUE INDEX autopilot_events_walk ON autopilot_events (tenant_id, seq);
+CREATE UNIQUE INDEX policy_status_details_key ON policy_status_details (tenant_id, event_id, id);
+CREATE UNIQUE INDEX policy_status_details_walk ON policy_status_details (tenant_id, event_id, seq);

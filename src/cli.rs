@@ -1,0 +1,115 @@
+//! Command-line interface: every command and flag, with help that teaches. Server flags can also be
+//! set through `GRAPHPILOT_*` environment variables.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::store::Durability;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "graphpilot",
+    version,
+    about = "A stateful, Graph-faithful emulator of Microsoft Graph's Windows Autopilot deployment events",
+    long_about = "graphpilot serves GET/POST/PATCH/DELETE on /beta/deviceManagement/autopilotEvents (and their \
+policyStatusDetails) the way Microsoft Graph does: same JSON, errors, paging, auth and throttling, \
+backed by an embedded SQLite file.\n\n\
+Quick start:\n  graphpilot serve\n  TOKEN=$(graphpilot token --tenant contoso --app my-app --role DeviceManagementManagedDevices.ReadWrite.All)\n  \
+curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/beta/deviceManagement/autopilotEvents"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the Graph endpoint (service root: http://LISTEN/beta).
+    Serve(ServeArgs),
+    /// Print one bearer token signed with the data directory's key (created if missing).
+    Token(TokenArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Throttling {
+    /// Intune's published limits per 20-second window (100 writes per app per tenant, …).
+    Intune,
+    /// No limits (for load tests and benchmarks).
+    Off,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines on stderr.
+    Pretty,
+    /// One JSON object per line on stderr, for log collectors.
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the banner prints the one chosen).
+    #[arg(long, env = "GRAPHPILOT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Directory for the SQLite database and the signing key; created on first start.
+    #[arg(long, env = "GRAPHPILOT_DATA_DIR", default_value = "./graphpilot-data")]
+    pub data_dir: PathBuf,
+    /// Database URL [default: sqlite://DATA_DIR/graphpilot.db].
+    #[arg(long, env = "GRAPHPILOT_DATABASE")]
+    pub database: Option<String>,
+    /// Default page size of collections (a client's $top overrides it), 1 to 1000.
+    #[arg(long, env = "GRAPHPILOT_PAGE_SIZE", default_value_t = 50,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub page_size: u64,
+    /// Request limits: Intune's, or none.
+    #[arg(
+        long,
+        env = "GRAPHPILOT_THROTTLING",
+        value_enum,
+        default_value = "intune"
+    )]
+    pub throttling: Throttling,
+    /// How log lines are written (the level comes from RUST_LOG, default info).
+    #[arg(
+        long,
+        env = "GRAPHPILOT_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty"
+    )]
+    pub log_format: LogFormat,
+    /// full: every acknowledged write survives power loss; normal: it survives crashes of
+    /// graphpilot (kill -9) but the last writes may be lost if the machine loses power.
+    #[arg(
+        long,
+        env = "GRAPHPILOT_DURABILITY",
+        value_enum,
+        default_value = "full"
+    )]
+    pub durability: Durability,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// The data directory whose key signs the token (the one the server uses).
+    #[arg(long, env = "GRAPHPILOT_DATA_DIR", default_value = "./graphpilot-data")]
+    pub data_dir: PathBuf,
+    /// Tenant id (the `tid` claim): every event belongs to one tenant.
+    #[arg(long)]
+    pub tenant: String,
+    /// Application (client) id: the `appid`/`azp` claims; throttling counts per app.
+    #[arg(long)]
+    pub app: String,
+    /// Application permission (`roles` claim), e.g. DeviceManagementManagedDevices.ReadWrite.All. Repeatable.
+    #[arg(long = "role", value_name = "PERMISSION")]
+    pub roles: Vec<String>,
+    /// Delegated permission (`scp` claim); makes a delegated (user) token. Repeatable.
+    #[arg(long = "scope", value_name = "PERMISSION")]
+    pub scopes: Vec<String>,
+    /// User principal name of a delegated token.
+    #[arg(long, value_name = "UPN")]
+    pub user: Option<String>,
+    /// Lifetime in seconds (negative mints an already expired token, for tests).
+    #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
+    pub expires_in: i64,
+}

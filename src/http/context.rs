@@ -1,0 +1,76 @@
+//! Per-request identity: `request-id` (ours) and `client-request-id` (the caller's, else ours),
+//! attached to every response, every error body and every log line of the request.
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+use crate::edm::{DateTimeOffset, TICKS_PER_SECOND};
+
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub client_request_id: String,
+    pub started: DateTimeOffset,
+}
+
+impl RequestContext {
+    pub fn new(client_request_id: Option<&str>) -> Self {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let client_request_id = client_request_id
+            .filter(|id| !id.is_empty() && id.len() <= 256)
+            .map(str::to_string)
+            .unwrap_or_else(|| request_id.clone());
+        Self {
+            request_id,
+            client_request_id,
+            started: DateTimeOffset::now(),
+        }
+    }
+
+    /// The `innerError.date` form Graph uses: UTC to the second, without a zone designator.
+    pub fn started_display(&self) -> String {
+        let ticks = self.started.ticks();
+        let whole = DateTimeOffset::from_ticks(ticks - ticks % TICKS_PER_SECOND)
+            .unwrap_or(DateTimeOffset::MIN);
+        whole.to_string().trim_end_matches('Z').to_string()
+    }
+}
+
+/// Middleware: creates the context, runs the request inside a span that carries the request-id,
+/// stamps the ids on the response and writes one access-log line.
+pub async fn with_request_context(mut request: Request, next: Next) -> Response {
+    let client_request_id = request
+        .headers()
+        .get("client-request-id")
+        .and_then(|value| value.to_str().ok());
+    let context = RequestContext::new(client_request_id);
+    request.extensions_mut().insert(context.clone());
+    let span = tracing::info_span!("request", request_id = %context.request_id);
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let clock = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&context.request_id) {
+        headers.insert("request-id", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&context.client_request_id) {
+        headers.insert("client-request-id", value);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            %method,
+            path,
+            status = response.status().as_u16(),
+            latency_ms = clock.elapsed().as_secs_f64() * 1000.0,
+            client_request_id = %context.client_request_id,
+            "request finished"
+        );
+    });
+    response
+}

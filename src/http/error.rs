@@ -1,0 +1,175 @@
+//! The one error type of the HTTP layer. Each variant carries Graph's status and code; rendering
+//! writes Graph's error body (api.md §11) with the request's ids.
+
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use super::context::RequestContext;
+use super::response::json_response;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn with_header(mut self, name: HeaderName, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.push((name, value));
+        }
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+
+    pub fn segment_not_found(segment: &str) -> Self {
+        Self::bad_request(format!("Resource not found for the segment '{segment}'."))
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "ModelValidationFailure", message)
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            message,
+        )
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
+        )
+    }
+
+    pub fn forbidden(permissions: &[&str]) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "Application is not authorized to perform this operation. Application must have one of the following scopes: {}",
+                permissions.join(", ")
+            ),
+        )
+    }
+
+    pub fn not_found(what: &str, id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            format!("{what} with key '{id}' was not found."),
+        )
+    }
+
+    pub fn not_found_path(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("No resource at '{path}'. Graph is served under /beta; health at /healthz."),
+        )
+    }
+
+    pub fn method_not_allowed(method: &str, allowed: &[&str]) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!(
+                "The HTTP method '{method}' is not allowed on this resource; allowed: {}.",
+                allowed.join(", ")
+            ),
+        )
+        .with_header(header::ALLOW, &allowed.join(", "))
+    }
+
+    pub fn precondition_failed() -> Self {
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "The entity has changed since the ETag in If-Match was issued; read it again and retry.",
+        )
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            format!("The request body is larger than the {limit}-byte limit."),
+        )
+    }
+
+    pub fn unsupported_media_type(found: Option<&str>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            match found {
+                Some(found) => format!(
+                    "Content-Type '{found}' is not supported; send the body as 'application/json'."
+                ),
+                None => "The request has a body but no Content-Type; send 'Content-Type: application/json'.".into(),
+            },
+        )
+    }
+
+    pub fn too_many_requests(retry_after_seconds: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            format!(
+                "Too many requests for this application or tenant; retry after {retry_after_seconds} seconds."
+            ),
+        )
+        .with_header(header::RETRY_AFTER, &retry_after_seconds.to_string())
+    }
+
+    /// A failure of ours: logged with its cause, shown to the caller without internals.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "An internal error occurred; the request-id identifies it in the server log.",
+        )
+    }
+
+    /// Maps a store failure, naming what was not found.
+    pub fn from_store(error: StoreError, what: &str, id: &str) -> Self {
+        match error {
+            StoreError::NotFound => Self::not_found(what, id),
+            StoreError::PreconditionFailed => Self::precondition_failed(),
+            StoreError::Internal(cause) => Self::internal(&format!("{cause:#}")),
+        }
+    }
+
+    /// Graph's error body, with the request's ids and the time.
+    pub fn into_response(self, context: &RequestContext) -> Response {
+        let body = serde_json::json!({
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "innerError": {
+                    "date": context.started_display(),
+                    "request-id": context.request_id,
+                    "client-request-id": context.client_request_id,
+                }
+            }
+        });
+        let mut response = json_response(self.status, body.to_string());
+        response.headers_mut().extend(self.headers);
+        response
+    }
+}

@@ -1,0 +1,562 @@
+//! The Graph service root: one dispatcher that authenticates, throttles, routes and answers every
+//! request under `/beta`. Order of checks (api.md §4): authenticate (401) → throttle (429) → route
+//! (400/405) → authorise (403) → find (404) → validate input (400/413/415).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
+
+use super::AppState;
+use super::context::RequestContext;
+use super::error::ApiError;
+use super::metadata;
+use super::response::{
+    empty_response, entity_response, json_response, json_string, push_entity, text_response,
+};
+use super::routes::{self, Route};
+use super::throttle::now_ms;
+use crate::auth::{Access, Principal};
+use crate::model::{AUTOPILOT_EVENT, BodyError, EntitySchema, decode_create, decode_patch};
+use crate::odata::{QueryOptions, parse_query};
+use crate::store::{Collection, StoreError, StoredEntity, Target};
+
+/// The largest request body accepted (api.md §6).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Entry point for every path that is not one of the server's own (`/healthz`).
+pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let context = request
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_else(|| RequestContext::new(None));
+    // A panic is a bug of ours: answer 500 in Graph's shape instead of dropping the connection.
+    match AssertUnwindSafe(handle(&state, request))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => error.into_response(&context),
+        Err(_) => ApiError::internal(&"a request handler panicked").into_response(&context),
+    }
+}
+
+async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    let mut segments = path.split('/').skip(1);
+    let root = segments.next().unwrap_or("");
+    let rest: Vec<&str> = segments.collect();
+    if root.eq_ignore_ascii_case("v1.0") {
+        authenticate(state, &parts)?;
+        // This resource exists only in beta: name the first segment v1.0 does not have.
+        let missing = match rest.first() {
+            Some(first) if first.eq_ignore_ascii_case("deviceManagement") => {
+                rest.get(1).copied().unwrap_or(first)
+            }
+            Some(first) => first,
+            None => "v1.0",
+        };
+        return Err(ApiError::segment_not_found(missing));
+    }
+    if !root.eq_ignore_ascii_case("beta") {
+        return Err(ApiError::not_found_path(&path));
+    }
+    let route = routes::parse(&rest);
+    let base = service_root(&parts);
+    if matches!(route, Ok(Route::Metadata)) {
+        check_method(&parts.method, &Route::Metadata)?;
+        return Ok(metadata::response());
+    }
+    let principal = authenticate(state, &parts)?;
+    let write = matches!(
+        parts.method,
+        Method::POST | Method::PATCH | Method::PUT | Method::DELETE
+    );
+    state
+        .throttle
+        .admit(&principal.tenant, &principal.app, write, now_ms())
+        .map_err(ApiError::too_many_requests)?;
+    let route = route?;
+    check_method(&parts.method, &route)?;
+    let access = if write { Access::Write } else { Access::Read };
+    if !principal.allows(access) {
+        return Err(ApiError::forbidden(access.permissions()));
+    }
+    let tenant = principal.tenant.as_str();
+    let call = Call {
+        state,
+        tenant,
+        base: &base,
+        parts: &parts,
+    };
+    match (&route, parts.method.clone()) {
+        (Route::ServiceDocument, _) => Ok(service_document(&base)),
+        (Route::Events | Route::Details(_), Method::POST) => call.create(&route, body).await,
+        (Route::Events | Route::Details(_), _) => call.list(&route).await,
+        (Route::EventsCount | Route::DetailsCount(_), _) => call.count(&route).await,
+        (Route::Event(_) | Route::Detail(..), Method::PATCH) => call.update(&route, body).await,
+        (Route::Event(_) | Route::Detail(..), Method::DELETE) => call.delete(&route).await,
+        (Route::Event(_) | Route::Detail(..), _) => call.get(&route).await,
+        (Route::Metadata, _) => Ok(metadata::response()),
+    }
+}
+
+fn check_method(method: &Method, route: &Route) -> Result<(), ApiError> {
+    let allowed = route.allowed_methods();
+    // HEAD is GET without a body; hyper drops the body.
+    let effective = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    if allowed.contains(&effective) {
+        Ok(())
+    } else {
+        Err(ApiError::method_not_allowed(method.as_str(), allowed))
+    }
+}
+
+/// Exactly one `Authorization: Bearer <token>` header, verified.
+fn authenticate(state: &AppState, parts: &Parts) -> Result<Arc<Principal>, ApiError> {
+    let mut headers = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = headers.next() else {
+        return Err(ApiError::unauthenticated("Access token is empty."));
+    };
+    if headers.next().is_some() {
+        return Err(ApiError::unauthenticated(
+            "More than one Authorization header was sent; send exactly one.",
+        ));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthenticated("The Authorization header is not ASCII."))?;
+    let token = match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("Bearer") => token.trim(),
+        _ => {
+            return Err(ApiError::unauthenticated(
+                "The Authorization header must be 'Bearer <access token>'.",
+            ));
+        }
+    };
+    if token.is_empty() {
+        return Err(ApiError::unauthenticated("Access token is empty."));
+    }
+    state
+        .verifier
+        .verify(token)
+        .map_err(|error| ApiError::unauthenticated(error.0))
+}
+
+/// `{scheme}://{host}/beta` as the client addressed us.
+fn service_root(parts: &Parts) -> String {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|authority| authority.as_str()))
+        .filter(|host| {
+            host.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        })
+        .unwrap_or("localhost");
+    let scheme = parts.uri.scheme_str().unwrap_or("http");
+    format!("{scheme}://{host}/beta")
+}
+
+fn service_document(base: &str) -> Response {
+    let body = serde_json::json!({
+        "@odata.context": format!("{base}/$metadata"),
+        "value": [{"name": "deviceManagement", "kind": "Singleton", "url": "deviceManagement"}]
+    });
+    json_response(StatusCode::OK, body.to_string())
+}
+
+/// What every handler needs to know about the request.
+struct Call<'a> {
+    state: &'a AppState,
+    tenant: &'a str,
+    base: &'a str,
+    parts: &'a Parts,
+}
+
+/// Describes the entity type of a route for messages.
+fn what(schema: &EntitySchema) -> String {
+    schema.qualified_name()
+}
+
+impl Call<'_> {
+    fn options(&self) -> Result<QueryOptions, ApiError> {
+        parse_query(self.parts.uri.query()).map_err(ApiError::bad_request)
+    }
+
+    /// 404 unless the event that owns a details collection exists.
+    async fn require_event(&self, event_id: &str) -> Result<(), ApiError> {
+        match self.state.store.event_exists(self.tenant, event_id).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ApiError::not_found(&what(&AUTOPILOT_EVENT), event_id)),
+            Err(error) => Err(ApiError::from_store(error, "", "")),
+        }
+    }
+
+    /// GET on a collection: one page in insertion order, with a keyset `$skiptoken` next link.
+    async fn list(&self, route: &Route) -> Result<Response, ApiError> {
+        let collection = route.collection().expect("collection route");
+        if let Collection::Details { event_id } = &collection {
+            self.require_event(event_id).await?;
+        }
+        let options = self.options()?;
+        let schema = collection.schema();
+        check_select(schema, &options)?;
+        let page_size = options.top.unwrap_or(self.state.page_size);
+        let scope = format!(
+            "{}\n{}\n{}",
+            self.tenant,
+            routes::collection_path(&collection),
+            options.carried.join("&")
+        );
+        let after_seq = match &options.skiptoken {
+            Some(token) => Some(
+                self.state
+                    .skiptokens
+                    .open(&scope, token)
+                    .and_then(|cursor| cursor.get(0).and_then(serde_json::Value::as_i64))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "The $skiptoken is invalid, or was issued for another tenant or query; start again from the first page.",
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        // The offset applies to the first page only; next links continue from the cursor.
+        let skip = if after_seq.is_some() {
+            0
+        } else {
+            options.skip.unwrap_or(0)
+        };
+        let store = &self.state.store;
+        let mut rows = store
+            .page(self.tenant, &collection, after_seq, skip, page_size + 1)
+            .await
+            .map_err(|error| ApiError::from_store(error, "", ""))?;
+        let next_cursor = if rows.len() as u64 > page_size {
+            rows.truncate(page_size as usize);
+            rows.last().map(|row| row.seq)
+        } else {
+            None
+        };
+        let mut body = String::with_capacity(rows.len() * 1400 + 256);
+        body.push_str("{\"@odata.context\":");
+        body.push_str(&json_string(&format!(
+            "{}/$metadata#{}",
+            self.base,
+            routes::context_fragment(&collection, &options)
+        )));
+        if options.count {
+            let total = store
+                .count(self.tenant, &collection)
+                .await
+                .map_err(|error| ApiError::from_store(error, "", ""))?;
+            body.push_str(&format!(",\"@odata.count\":{total}"));
+        }
+        if let Some(seq) = next_cursor {
+            let token = self
+                .state
+                .skiptokens
+                .issue(&scope, &serde_json::json!([seq]));
+            let mut query = options.carried.clone();
+            query.push(format!("$skiptoken={token}"));
+            let next = format!(
+                "{}{}?{}",
+                self.base,
+                &self.parts.uri.path()[5..],
+                query.join("&")
+            );
+            body.push_str(",\"@odata.nextLink\":");
+            body.push_str(&json_string(&next));
+        }
+        body.push_str(",\"value\":[");
+        for (index, row) in rows.iter().enumerate() {
+            if index > 0 {
+                body.push(',');
+            }
+            match &options.select {
+                Some(select) => body.push_str(&project(&row.entity, select)?),
+                None => push_entity(&mut body, None, &row.entity),
+            }
+        }
+        body.push_str("]}");
+        Ok(json_response(StatusCode::OK, body))
+    }
+
+    /// `/$count`: the number as text/plain.
+    async fn count(&self, route: &Route) -> Result<Response, ApiError> {
+        let collection = route.collection().expect("collection route");
+        if let Collection::Details { event_id } = &collection {
+            self.require_event(event_id).await?;
+        }
+        self.options()?;
+        let total = self
+            .state
+            .store
+            .count(self.tenant, &collection)
+            .await
+            .map_err(|error| ApiError::from_store(error, "", ""))?;
+        Ok(text_response(total.to_string()))
+    }
+
+    async fn get(&self, route: &Route) -> Result<Response, ApiError> {
+        let target = route.target().expect("entity route");
+        let schema = target.schema();
+        if let Target::Detail { event_id, .. } = &target {
+            self.require_event(event_id).await?;
+        }
+        let entity = self
+            .state
+            .store
+            .get(self.tenant, &target)
+            .await
+            .map_err(|error| ApiError::from_store(error, &what(schema), target.id()))?;
+        let options = self.options()?;
+        check_select(schema, &options)?;
+        let collection = collection_of(&target);
+        let context_url = format!(
+            "{}/$metadata#{}/$entity",
+            self.base,
+            routes::context_fragment(&collection, &options)
+        );
+        match &options.select {
+            None => Ok(entity_response(StatusCode::OK, &context_url, &entity)),
+            Some(select) => {
+                let projected = StoredEntity {
+                    etag: entity.etag.clone(),
+                    body: project(&entity, select)?,
+                };
+                let mut body = String::new();
+                body.push_str("{\"@odata.context\":");
+                body.push_str(&json_string(&context_url));
+                body.push(',');
+                body.push_str(&projected.body[1..]);
+                let mut response = json_response(StatusCode::OK, body);
+                if let Ok(etag) = HeaderValue::from_str(&entity.etag) {
+                    response.headers_mut().insert(header::ETAG, etag);
+                }
+                Ok(response)
+            }
+        }
+    }
+
+    async fn create(&self, route: &Route, body: Body) -> Result<Response, ApiError> {
+        let collection = route.collection().expect("collection route");
+        let schema = collection.schema();
+        let store = &self.state.store;
+        let decoded = match read_json_body(self.parts, body).await {
+            Ok(bytes) => decode_create(schema, &bytes, matches!(collection, Collection::Events))
+                .map_err(body_error),
+            Err(error) => Err(error),
+        };
+        let stored_result = match (&collection, decoded) {
+            (Collection::Details { event_id }, Err(error)) => {
+                // A missing parent outranks a bad body.
+                self.require_event(event_id).await?;
+                return Err(error);
+            }
+            (_, Err(error)) => return Err(error),
+            (Collection::Events, Ok(body)) => {
+                let id = body.entity.id.clone();
+                store
+                    .create_event(self.tenant, body.entity, body.details)
+                    .await
+                    .map(|stored| (id, stored))
+            }
+            (Collection::Details { event_id }, Ok(body)) => {
+                let id = body.entity.id.clone();
+                store
+                    .create_detail(self.tenant, event_id, body.entity)
+                    .await
+                    .map(|stored| (id, stored))
+            }
+        };
+        let (id, stored) = stored_result.map_err(|error| {
+            let parent = match &collection {
+                Collection::Details { event_id } => event_id.as_str(),
+                Collection::Events => "",
+            };
+            ApiError::from_store(error, &what(&AUTOPILOT_EVENT), parent)
+        })?;
+        let path = routes::collection_path(&collection);
+        let context_url = format!("{}/$metadata#{path}/$entity", self.base);
+        let mut response = entity_response(StatusCode::CREATED, &context_url, &stored);
+        let location = format!("{}/{path}('{id}')", self.base);
+        if let Ok(location) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        Ok(response)
+    }
+
+    async fn update(&self, route: &Route, body: Body) -> Result<Response, ApiError> {
+        let target = route.target().expect("entity route");
+        let schema = target.schema();
+        let store = &self.state.store;
+        let decoded = match read_json_body(self.parts, body).await {
+            Ok(bytes) => decode_patch(schema, &bytes, target.id()).map_err(body_error),
+            Err(error) => Err(error),
+        };
+        let patch = match decoded {
+            Ok(patch) => patch,
+            Err(error) => {
+                // A missing entity outranks a bad body.
+                if let Err(StoreError::NotFound) = store.get(self.tenant, &target).await {
+                    return Err(ApiError::not_found(&what(schema), target.id()));
+                }
+                return Err(error);
+            }
+        };
+        let stored = store
+            .update(self.tenant, target.clone(), patch, self.if_match())
+            .await
+            .map_err(|error| ApiError::from_store(error, &what(schema), target.id()))?;
+        let context_url = format!(
+            "{}/$metadata#{}/$entity",
+            self.base,
+            routes::collection_path(&collection_of(&target))
+        );
+        Ok(entity_response(StatusCode::OK, &context_url, &stored))
+    }
+
+    async fn delete(&self, route: &Route) -> Result<Response, ApiError> {
+        let target = route.target().expect("entity route");
+        let schema = target.schema();
+        self.state
+            .store
+            .delete(self.tenant, target.clone(), self.if_match())
+            .await
+            .map_err(|error| ApiError::from_store(error, &what(schema), target.id()))?;
+        Ok(empty_response(StatusCode::NO_CONTENT))
+    }
+
+    fn if_match(&self) -> Option<String> {
+        self.parts
+            .headers
+            .get(header::IF_MATCH)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+    }
+}
+
+fn collection_of(target: &Target) -> Collection {
+    match target {
+        Target::Event { .. } => Collection::Events,
+        Target::Detail { event_id, .. } => Collection::Details {
+            event_id: event_id.clone(),
+        },
+    }
+}
+
+fn body_error(error: BodyError) -> ApiError {
+    match error {
+        BodyError::Malformed(message) => ApiError::bad_request(message),
+        BodyError::Invalid(message) => ApiError::validation(message),
+    }
+}
+
+/// Checks `$select` names against the schema (`*` selects everything).
+fn check_select(schema: &EntitySchema, options: &QueryOptions) -> Result<(), ApiError> {
+    let Some(select) = &options.select else {
+        return Ok(());
+    };
+    for name in select {
+        let known = name == "*"
+            || name == "id"
+            || schema.property(name).is_some()
+            || (name == "policyStatusDetails" && std::ptr::eq(schema, &AUTOPILOT_EVENT));
+        if !known {
+            return Err(ApiError::bad_request(format!(
+                "Could not find a property named '{name}' on type '{}' ($select).",
+                schema.qualified_name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The stored entity reduced to `@odata.type`, `id` and the selected properties, in schema order.
+fn project(entity: &StoredEntity, select: &[String]) -> Result<String, ApiError> {
+    if select.iter().any(|name| name == "*") {
+        let mut out = String::new();
+        push_entity(&mut out, None, entity);
+        return Ok(out);
+    }
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&entity.body).map_err(|error| ApiError::internal(&error))?;
+    let mut projected = serde_json::Map::new();
+    projected.insert("@odata.etag".into(), entity.etag.clone().into());
+    for (name, value) in map {
+        if name == "@odata.type" || name == "id" || select.contains(&name) {
+            projected.insert(name, value);
+        }
+    }
+    Ok(serde_json::Value::Object(projected).to_string())
+}
+
+/// Reads a JSON request body: `Content-Type: application/json` (415 otherwise), at most
+/// [`MAX_BODY_BYTES`] (413 otherwise, refused before reading when `Content-Length` says so).
+async fn read_json_body(parts: &Parts, body: Body) -> Result<Bytes, ApiError> {
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .map(|value| value.to_str().unwrap_or("(not ASCII)"));
+    let is_json = content_type.is_some_and(|value| {
+        value
+            .split(';')
+            .next()
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !is_json {
+        return Err(ApiError::unsupported_media_type(content_type));
+    }
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+    }
+    match http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::payload_too_large(MAX_BODY_BYTES))
+        }
+        Err(error) => Err(ApiError::bad_request(format!(
+            "The request body could not be read: {error}."
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::POLICY_STATUS_DETAIL;
+
+    #[test]
+    fn details_schema_has_no_navigation() {
+        let options = QueryOptions {
+            select: Some(vec!["policyStatusDetails".into()]),
+            ..Default::default()
+        };
+        assert!(check_select(&POLICY_STATUS_DETAIL, &options).is_err());
+        assert!(check_select(&AUTOPILOT_EVENT, &options).is_ok());
+    }
+}

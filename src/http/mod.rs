@@ -1,0 +1,71 @@
+//! The HTTP layer: the router, shared state, and the middleware every request passes through.
+//! Graph's resources are dispatched by [`graph::dispatch`]; the server's own paths live beside it.
+
+mod context;
+mod error;
+mod graph;
+mod metadata;
+mod response;
+mod routes;
+mod skiptoken;
+pub mod throttle;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::auth::Verifier;
+use crate::store::Store;
+pub use context::RequestContext;
+pub use error::ApiError;
+use skiptoken::SkipTokens;
+use throttle::Throttle;
+
+/// Everything a request handler may use.
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub verifier: Verifier,
+    pub throttle: Throttle,
+    pub skiptokens: SkipTokens,
+    pub page_size: u64,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<Store>,
+        key: &crate::auth::SigningKey,
+        throttle: Throttle,
+        page_size: u64,
+    ) -> Self {
+        Self {
+            store,
+            verifier: Verifier::new(key),
+            throttle,
+            skiptokens: SkipTokens::new(&key.mac_secret),
+            page_size,
+        }
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .fallback(graph::dispatch)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(context::with_request_context))
+}
+
+/// 200 once the store answers; 503 otherwise.
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(error) => {
+            tracing::warn!(error = %error, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+    }
+}

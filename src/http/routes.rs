@@ -1,0 +1,224 @@
+//! Path → [`Route`] under the service root (api.md §1): segments match case-insensitively, keys may
+//! be written `/{id}` or `('{id}')`, and anything unknown names the segment at fault.
+
+use super::error::ApiError;
+use crate::odata::QueryOptions;
+use crate::odata::percent_decode;
+use crate::store::{Collection, Target};
+
+#[derive(Debug, PartialEq)]
+pub enum Route {
+    ServiceDocument,
+    Metadata,
+    Events,
+    EventsCount,
+    Event(String),
+    Details(String),
+    DetailsCount(String),
+    Detail(String, String),
+}
+
+impl Route {
+    /// The methods this route answers.
+    pub fn allowed_methods(&self) -> &'static [&'static str] {
+        match self {
+            Route::ServiceDocument
+            | Route::Metadata
+            | Route::EventsCount
+            | Route::DetailsCount(_) => &["GET"],
+            Route::Events | Route::Details(_) => &["GET", "POST"],
+            Route::Event(_) | Route::Detail(..) => &["GET", "PATCH", "DELETE"],
+        }
+    }
+
+    pub fn collection(&self) -> Option<Collection> {
+        match self {
+            Route::Events | Route::EventsCount => Some(Collection::Events),
+            Route::Details(event_id) | Route::DetailsCount(event_id) => Some(Collection::Details {
+                event_id: event_id.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn target(&self) -> Option<Target> {
+        match self {
+            Route::Event(id) => Some(Target::Event { id: id.clone() }),
+            Route::Detail(event_id, id) => Some(Target::Detail {
+                event_id: event_id.clone(),
+                id: id.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The path of a collection relative to the service root, as used in context URLs.
+pub fn collection_path(collection: &Collection) -> String {
+    match collection {
+        Collection::Events => "deviceManagement/autopilotEvents".into(),
+        Collection::Details { event_id } => format!(
+            "deviceManagement/autopilotEvents('{}')/policyStatusDetails",
+            event_id.replace('\'', "''")
+        ),
+    }
+}
+
+/// Context URL fragment of a collection, with the `$select` list when there is one.
+pub fn context_fragment(collection: &Collection, options: &QueryOptions) -> String {
+    let mut fragment = collection_path(collection);
+    if let Some(select) = &options.select {
+        fragment.push('(');
+        fragment.push_str(&select.join(","));
+        fragment.push(')');
+    }
+    fragment
+}
+
+/// Parses the segments after `/beta`.
+pub fn parse(raw_segments: &[&str]) -> Result<Route, ApiError> {
+    let mut segments = Vec::with_capacity(raw_segments.len());
+    for raw in raw_segments {
+        segments.push(percent_decode(raw).map_err(ApiError::bad_request)?);
+    }
+    // One trailing slash is tolerated.
+    if segments.last().is_some_and(String::is_empty) {
+        segments.pop();
+    }
+    let mut rest = segments.iter().map(String::as_str);
+    let Some(first) = rest.next() else {
+        return Ok(Route::ServiceDocument);
+    };
+    if first.eq_ignore_ascii_case("$metadata") {
+        return finish(rest, Route::Metadata);
+    }
+    if !first.eq_ignore_ascii_case("deviceManagement") {
+        return Err(ApiError::segment_not_found(first));
+    }
+    let Some(second) = rest.next() else {
+        return Err(ApiError::segment_not_found(first));
+    };
+    let (name, key) = split_key(second)?;
+    if !name.eq_ignore_ascii_case("autopilotEvents") {
+        return Err(ApiError::segment_not_found(second));
+    }
+    let event_id = match key {
+        Some(key) => key,
+        None => match rest.next() {
+            None => return Ok(Route::Events),
+            Some(count) if count.eq_ignore_ascii_case("$count") => {
+                return finish(rest, Route::EventsCount);
+            }
+            Some(key) => key.to_string(),
+        },
+    };
+    let Some(third) = rest.next() else {
+        return Ok(Route::Event(event_id));
+    };
+    let (name, key) = split_key(third)?;
+    if !name.eq_ignore_ascii_case("policyStatusDetails") {
+        return Err(ApiError::segment_not_found(third));
+    }
+    let detail_id = match key {
+        Some(key) => key,
+        None => match rest.next() {
+            None => return Ok(Route::Details(event_id)),
+            Some(count) if count.eq_ignore_ascii_case("$count") => {
+                return finish(rest, Route::DetailsCount(event_id));
+            }
+            Some(key) => key.to_string(),
+        },
+    };
+    finish(rest, Route::Detail(event_id, detail_id))
+}
+
+fn finish<'a>(mut rest: impl Iterator<Item = &'a str>, route: Route) -> Result<Route, ApiError> {
+    match rest.next() {
+        None => Ok(route),
+        Some(extra) => Err(ApiError::segment_not_found(extra)),
+    }
+}
+
+/// Splits `name('key')` (or `name(id='key')`) into its name and unescaped key.
+fn split_key(segment: &str) -> Result<(&str, Option<String>), ApiError> {
+    let Some(open) = segment.find('(') else {
+        return Ok((segment, None));
+    };
+    let name = &segment[..open];
+    let inner = segment[open + 1..].strip_suffix(')').ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "The key in segment '{segment}' is missing its closing ')'."
+        ))
+    })?;
+    let inner = inner.strip_prefix("id=").unwrap_or(inner);
+    let quoted = inner
+        .strip_prefix('\'')
+        .and_then(|rest| rest.strip_suffix('\''))
+        .filter(|body| !body.replace("''", "").contains('\''))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Bad key in segment '{segment}': a string key is written in single quotes, e.g. ('0d5f…')."
+            ))
+        })?;
+    Ok((name, Some(quoted.replace("''", "'"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(path: &str) -> Result<Route, ApiError> {
+        let segments: Vec<&str> = path.split('/').collect();
+        parse(&segments)
+    }
+
+    #[test]
+    fn segments_are_case_insensitive_and_keys_take_both_forms() {
+        assert_eq!(
+            route("DeviceManagement/AutopilotEvents").unwrap(),
+            Route::Events
+        );
+        assert_eq!(
+            route("deviceManagement/autopilotEvents/$COUNT").unwrap(),
+            Route::EventsCount
+        );
+        assert_eq!(
+            route("deviceManagement/autopilotEvents/abc").unwrap(),
+            Route::Event("abc".into())
+        );
+        assert_eq!(
+            route("deviceManagement/autopilotEvents('abc')").unwrap(),
+            Route::Event("abc".into())
+        );
+        assert_eq!(
+            route("deviceManagement/autopilotEvents('a''b')").unwrap(),
+            Route::Event("a'b".into())
+        );
+        assert_eq!(
+            route("deviceManagement/autopilotEvents('e')/policyStatusDetails('d')").unwrap(),
+            Route::Detail("e".into(), "d".into())
+        );
+        assert_eq!(
+            route("deviceManagement/autopilotEvents/e/policyStatusDetails/$count").unwrap(),
+            Route::DetailsCount("e".into())
+        );
+    }
+
+    #[test]
+    fn unknown_segments_are_named() {
+        for (path, segment) in [
+            ("users", "users"),
+            ("deviceManagement/managedDevices", "managedDevices"),
+            ("deviceManagement/autopilotEvents/e/deviceId", "deviceId"),
+            ("deviceManagement/autopilotEvents/$count/x", "x"),
+        ] {
+            let error = route(path).unwrap_err();
+            assert!(
+                error.message.contains(&format!("'{segment}'")),
+                "{path}: {}",
+                error.message
+            );
+        }
+        assert!(route("deviceManagement/autopilotEvents('abc)").is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! graphpilot: a stateful, Graph-faithful server for Microsoft Graph's Windows Autopilot
+//! deployment events (`/beta/deviceManagement/autopilotEvents`).
+//!
+//! Layers, top to bottom (data flows one way):
+//! - [`cli`] and [`app`]: commands, flags, and the server's lifecycle.
+//! - [`http`]: routing, the Graph error type, auth and throttling middleware, response envelopes.
+//! - [`odata`]: query options from the raw query string.
+//! - [`model`]: the entity schema and request bodies → typed values.
+//! - [`edm`]: exact EDM primitives (DateTimeOffset, Duration, enums).
+//! - [`store`]: SQLite or PostgreSQL behind one interface, with a group-commit writer.
+//! - [`auth`]: signing keys, token minting and verification, permissions.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod edm;
+pub mod http;
+pub mod model;
+pub mod odata;
+pub mod store;

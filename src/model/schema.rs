@@ -1,0 +1,255 @@
+//! The two entity types of api.md §2 and §3, property by property.
+
+use super::Value;
+use crate::edm::{
+    COMPLIANCE_STATUS, DEPLOYMENT_STATE, DateTimeOffset, Duration, ENROLLMENT_STATE,
+    ENROLLMENT_TYPE, EnumType, POLICY_TYPE,
+};
+
+/// The EDM type of a structural property.
+#[derive(Clone, Copy, Debug)]
+pub enum EdmType {
+    String,
+    DateTimeOffset,
+    Duration,
+    Int32,
+    Boolean,
+    Enum(&'static EnumType),
+}
+
+impl EdmType {
+    /// The CSDL name (`Edm.String`, `microsoft.graph.enrollmentState`).
+    pub fn csdl_name(self) -> String {
+        match self {
+            EdmType::String => "Edm.String".into(),
+            EdmType::DateTimeOffset => "Edm.DateTimeOffset".into(),
+            EdmType::Duration => "Edm.Duration".into(),
+            EdmType::Int32 => "Edm.Int32".into(),
+            EdmType::Boolean => "Edm.Boolean".into(),
+            EdmType::Enum(enum_type) => enum_type.qualified_name(),
+        }
+    }
+}
+
+/// A structural property: how it is named on the wire and in SQL, and what it holds.
+#[derive(Debug)]
+pub struct Property {
+    pub name: &'static str,
+    pub column: &'static str,
+    pub edm: EdmType,
+    pub nullable: bool,
+}
+
+impl Property {
+    const fn new(name: &'static str, column: &'static str, edm: EdmType, nullable: bool) -> Self {
+        Self {
+            name,
+            column,
+            edm,
+            nullable,
+        }
+    }
+
+    /// The value a create body that omits this property gets (api.md §2/§3 "default").
+    pub fn default_value(&self) -> Value {
+        if self.nullable {
+            return Value::Null;
+        }
+        match self.edm {
+            EdmType::String => Value::String(String::new()),
+            EdmType::DateTimeOffset => Value::DateTimeOffset(DateTimeOffset::MIN),
+            EdmType::Duration => Value::Duration(Duration::ZERO),
+            EdmType::Int32 => Value::Int32(0),
+            EdmType::Boolean => Value::Boolean(false),
+            EdmType::Enum(enum_type) => Value::Enum(enum_type.members[0].1),
+        }
+    }
+}
+
+/// An entity type and the table that holds it.
+#[derive(Debug)]
+pub struct EntitySchema {
+    /// The unqualified type name (`deviceManagementAutopilotEvent`).
+    pub type_name: &'static str,
+    pub table: &'static str,
+    /// Structural properties other than `id`, in declaration order.
+    pub properties: &'static [Property],
+}
+
+impl EntitySchema {
+    pub fn qualified_name(&self) -> String {
+        format!("microsoft.graph.{}", self.type_name)
+    }
+
+    /// The property of that exact (case-sensitive) name, with its position.
+    pub fn property(&self, name: &str) -> Option<(usize, &'static Property)> {
+        self.properties
+            .iter()
+            .enumerate()
+            .find(|(_, property)| property.name == name)
+    }
+}
+
+use EdmType as T;
+
+pub static AUTOPILOT_EVENT: EntitySchema = EntitySchema {
+    type_name: "deviceManagementAutopilotEvent",
+    table: "autopilot_events",
+    properties: &[
+        Property::new("deviceId", "device_id", T::String, true),
+        Property::new("userId", "user_id", T::String, true),
+        Property::new("eventDateTime", "event_date_time", T::DateTimeOffset, false),
+        Property::new(
+            "deviceRegisteredDateTime",
+            "device_registered_date_time",
+            T::DateTimeOffset,
+            false,
+        ),
+        Property::new(
+            "enrollmentStartDateTime",
+            "enrollment_start_date_time",
+            T::DateTimeOffset,
+            false,
+        ),
+        Property::new(
+            "enrollmentType",
+            "enrollment_type",
+            T::Enum(&ENROLLMENT_TYPE),
+            false,
+        ),
+        Property::new(
+            "deviceSerialNumber",
+            "device_serial_number",
+            T::String,
+            true,
+        ),
+        Property::new("managedDeviceName", "managed_device_name", T::String, true),
+        Property::new("userPrincipalName", "user_principal_name", T::String, true),
+        Property::new(
+            "windowsAutopilotDeploymentProfileDisplayName",
+            "deployment_profile_display_name",
+            T::String,
+            true,
+        ),
+        Property::new(
+            "enrollmentState",
+            "enrollment_state",
+            T::Enum(&ENROLLMENT_STATE),
+            false,
+        ),
+        Property::new(
+            "windows10EnrollmentCompletionPageConfigurationDisplayName",
+            "esp_configuration_display_name",
+            T::String,
+            true,
+        ),
+        Property::new(
+            "windows10EnrollmentCompletionPageConfigurationId",
+            "esp_configuration_id",
+            T::String,
+            true,
+        ),
+        Property::new(
+            "deploymentState",
+            "deployment_state",
+            T::Enum(&DEPLOYMENT_STATE),
+            false,
+        ),
+        Property::new(
+            "deviceSetupStatus",
+            "device_setup_status",
+            T::Enum(&DEPLOYMENT_STATE),
+            false,
+        ),
+        Property::new(
+            "accountSetupStatus",
+            "account_setup_status",
+            T::Enum(&DEPLOYMENT_STATE),
+            false,
+        ),
+        Property::new("osVersion", "os_version", T::String, true),
+        Property::new(
+            "deploymentDuration",
+            "deployment_duration",
+            T::Duration,
+            false,
+        ),
+        Property::new(
+            "deploymentTotalDuration",
+            "deployment_total_duration",
+            T::Duration,
+            false,
+        ),
+        Property::new(
+            "devicePreparationDuration",
+            "device_preparation_duration",
+            T::Duration,
+            false,
+        ),
+        Property::new(
+            "deviceSetupDuration",
+            "device_setup_duration",
+            T::Duration,
+            false,
+        ),
+        Property::new(
+            "accountSetupDuration",
+            "account_setup_duration",
+            T::Duration,
+            false,
+        ),
+        Property::new(
+            "deploymentStartDateTime",
+            "deployment_start_date_time",
+            T::DateTimeOffset,
+            false,
+        ),
+        Property::new(
+            "deploymentEndDateTime",
+            "deployment_end_date_time",
+            T::DateTimeOffset,
+            false,
+        ),
+        Property::new("targetedAppCount", "targeted_app_count", T::Int32, false),
+        Property::new(
+            "targetedPolicyCount",
+            "targeted_policy_count",
+            T::Int32,
+            false,
+        ),
+        Property::new(
+            "enrollmentFailureDetails",
+            "enrollment_failure_details",
+            T::String,
+            true,
+        ),
+    ],
+};
+
+pub static POLICY_STATUS_DETAIL: EntitySchema = EntitySchema {
+    type_name: "deviceManagementAutopilotPolicyStatusDetail",
+    table: "policy_status_details",
+    properties: &[
+        Property::new("displayName", "display_name", T::String, true),
+        Property::new("policyType", "policy_type", T::Enum(&POLICY_TYPE), false),
+        Property::new(
+            "complianceStatus",
+            "compliance_status",
+            T::Enum(&COMPLIANCE_STATUS),
+            false,
+        ),
+        Property::new(
+            "trackedOnEnrollmentStatus",
+            "tracked_on_enrollment_status",
+            T::Boolean,
+            false,
+        ),
+        Property::new(
+            "lastReportedDateTime",
+            "last_reported_date_time",
+            T::DateTimeOffset,
+            false,
+        ),
+        Property::new("errorCode", "error_code", T::Int32, false),
+    ],
+};

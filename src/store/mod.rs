@@ -1,0 +1,314 @@
+//! Persistence over SQLite (the embedded default) or PostgreSQL through sqlx's `Any` driver. All
+//! statements are built once in [`sql`]; the backends differ only in dialect, migrations and
+//! connection settings. Writes go through one group-commit writer ([`writer`]): a request is
+//! answered only after the transaction holding its write is durable.
+
+pub mod sql;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::model::{Entity, PatchBody};
+pub use sql::{Collection, Dialect, Target};
+pub use writer::WriteOp;
+
+/// An entity as stored: its current ETag and canonical JSON.
+#[derive(Clone, Debug)]
+pub struct StoredEntity {
+    pub etag: String,
+    pub body: String,
+}
+
+/// One row of a collection page: the insertion cursor plus the stored entity.
+#[derive(Debug)]
+pub struct PageRow {
+    pub seq: i64,
+    pub entity: StoredEntity,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("the entity's ETag does not match If-Match")]
+    PreconditionFailed,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::Internal(error.into())
+    }
+}
+
+/// How durable an acknowledged write is (see docs/storage.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// Survives process crashes and power loss: the WAL is fsynced at every commit.
+    Full,
+    /// Survives process crashes (kill -9) but the last commits may be lost on power loss.
+    Normal,
+}
+
+/// The store: a reader pool plus the sender side of the group-commit writer.
+pub struct Store {
+    dialect: Dialect,
+    readers: AnyPool,
+    writes: mpsc::Sender<writer::Message>,
+    writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `url`, applies the embedded migrations and starts
+    /// the writer.
+    pub async fn open(url: &str, durability: Durability) -> anyhow::Result<Arc<Store>> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            anyhow::bail!("unsupported database URL '{url}': use sqlite://FILE or postgres://…");
+        };
+        let options: AnyConnectOptions = url
+            .parse()
+            .with_context(|| format!("invalid database URL '{url}'"))?;
+        let pragmas = match (dialect, durability) {
+            (Dialect::Sqlite, Durability::Full) => {
+                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;"
+            }
+            (Dialect::Sqlite, Durability::Normal) => {
+                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;"
+            }
+            (Dialect::Postgres, _) => "",
+        };
+        let pool_options = |size: u32| {
+            AnyPoolOptions::new()
+                .max_connections(size)
+                .min_connections(1)
+                .after_connect(move |connection, _| {
+                    Box::pin(async move {
+                        if !pragmas.is_empty() {
+                            sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas))
+                                .execute(&mut *connection)
+                                .await?;
+                        }
+                        Ok(())
+                    })
+                })
+        };
+        let writer_pool = pool_options(1)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(url)))?;
+        if dialect == Dialect::Sqlite {
+            sqlx::raw_sql("PRAGMA journal_mode = WAL")
+                .execute(&writer_pool)
+                .await
+                .context("cannot switch SQLite to WAL mode")?;
+        }
+        let migrator = match dialect {
+            Dialect::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Dialect::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator
+            .run(&writer_pool)
+            .await
+            .context("cannot apply database migrations")?;
+        let readers = pool_options(8).connect_with(options).await?;
+        let (writes, receiver) = mpsc::channel(4096);
+        let writer_task = tokio::spawn(writer::run(dialect, writer_pool, receiver));
+        Ok(Arc::new(Store {
+            dialect,
+            readers,
+            writes,
+            writer_task: Mutex::new(Some(writer_task)),
+        }))
+    }
+
+    /// The SQLite URL of the database file inside a data directory.
+    pub fn sqlite_url(data_dir: &Path) -> String {
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("graphpilot.db").display()
+        )
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Answers once the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.readers).await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, tenant: &str, target: &Target) -> Result<StoredEntity, StoreError> {
+        let (sql, values) = self.dialect.select_one(tenant, target);
+        let row = sql::bind(sql, values)
+            .fetch_optional(&self.readers)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(StoredEntity {
+            etag: row.try_get(0)?,
+            body: row.try_get(1)?,
+        })
+    }
+
+    /// Whether the event exists in the tenant (details are only reachable through their event).
+    pub async fn event_exists(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError> {
+        let target = Target::Event {
+            id: event_id.to_string(),
+        };
+        match self.get(tenant, &target).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Up to `limit` rows of a collection after the cursor.
+    pub async fn page(
+        &self,
+        tenant: &str,
+        collection: &Collection,
+        after_seq: Option<i64>,
+        skip: u64,
+        limit: u64,
+    ) -> Result<Vec<PageRow>, StoreError> {
+        let (sql, values) = self
+            .dialect
+            .select_page(tenant, collection, None, after_seq, skip, limit);
+        let rows = sql::bind(sql, values).fetch_all(&self.readers).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PageRow {
+                    seq: row.try_get(0)?,
+                    entity: StoredEntity {
+                        etag: row.try_get(1)?,
+                        body: row.try_get(2)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    pub async fn count(&self, tenant: &str, collection: &Collection) -> Result<i64, StoreError> {
+        let (sql, values) = self.dialect.count(tenant, collection, None);
+        let row = sql::bind(sql, values).fetch_one(&self.readers).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Creates an event and, in the same transaction, its inline policy status details.
+    pub async fn create_event(
+        &self,
+        tenant: &str,
+        event: Entity,
+        details: Vec<Entity>,
+    ) -> Result<StoredEntity, StoreError> {
+        self.write(WriteOp::CreateEvent {
+            tenant: tenant.to_string(),
+            event,
+            details,
+        })
+        .await
+    }
+
+    /// Creates a policy status detail under an existing event (NotFound otherwise).
+    pub async fn create_detail(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        detail: Entity,
+    ) -> Result<StoredEntity, StoreError> {
+        self.write(WriteOp::CreateDetail {
+            tenant: tenant.to_string(),
+            event_id: event_id.to_string(),
+            detail,
+        })
+        .await
+    }
+
+    /// Applies a PATCH atomically: read, change, write, all inside the writer's transaction.
+    pub async fn update(
+        &self,
+        tenant: &str,
+        target: Target,
+        patch: PatchBody,
+        if_match: Option<String>,
+    ) -> Result<StoredEntity, StoreError> {
+        self.write(WriteOp::Update {
+            tenant: tenant.to_string(),
+            target,
+            patch,
+            if_match,
+        })
+        .await
+    }
+
+    /// Deletes an entity (an event takes its details with it).
+    pub async fn delete(
+        &self,
+        tenant: &str,
+        target: Target,
+        if_match: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.write(WriteOp::Delete {
+            tenant: tenant.to_string(),
+            target,
+            if_match,
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<StoredEntity, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(writer::Message::Job(writer::WriteJob { op, reply }))
+            .await
+            .map_err(|_| anyhow::anyhow!("the writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the writer dropped a write"))?
+    }
+
+    /// Lets every queued write commit, stops the writer and closes every connection.
+    pub async fn close(&self) {
+        let (stopped, acknowledged) = oneshot::channel();
+        if self
+            .writes
+            .send(writer::Message::Stop(stopped))
+            .await
+            .is_ok()
+        {
+            let _ = acknowledged.await;
+        }
+        if let Some(task) = self.writer_task.lock().await.take() {
+            let _ = task.await;
+        }
+        self.readers.close().await;
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

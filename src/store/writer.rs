@@ -1,0 +1,268 @@
+//! The group-commit writer. One task owns the write connection; it takes every write queued since
+//! its last commit, applies each inside its own savepoint (so one failing write leaves the others
+//! alone) and commits them together: many acknowledged writes share one fsync. A write's reply is
+//! sent only after the commit that holds it has returned.
+
+use sqlx::{AnyConnection, AnyPool, Connection, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use super::sql::{self, Dialect, Target};
+use super::{StoreError, StoredEntity};
+use crate::model::{AUTOPILOT_EVENT, Entity, POLICY_STATUS_DETAIL, PatchBody, decode_stored};
+
+/// The most writes one transaction takes.
+const MAX_BATCH: usize = 512;
+
+/// A validated write, ready to apply.
+#[derive(Debug)]
+pub enum WriteOp {
+    CreateEvent {
+        tenant: String,
+        event: Entity,
+        details: Vec<Entity>,
+    },
+    CreateDetail {
+        tenant: String,
+        event_id: String,
+        detail: Entity,
+    },
+    Update {
+        tenant: String,
+        target: Target,
+        patch: PatchBody,
+        if_match: Option<String>,
+    },
+    Delete {
+        tenant: String,
+        target: Target,
+        if_match: Option<String>,
+    },
+}
+
+pub struct WriteJob {
+    pub op: WriteOp,
+    pub reply: oneshot::Sender<Result<StoredEntity, StoreError>>,
+}
+
+pub enum Message {
+    Job(WriteJob),
+    /// Commit what is queued before this message, then stop.
+    Stop(oneshot::Sender<()>),
+}
+
+pub async fn run(dialect: Dialect, pool: AnyPool, mut inbox: mpsc::Receiver<Message>) {
+    while let Some(message) = inbox.recv().await {
+        let mut jobs = Vec::new();
+        let mut stop = None;
+        match message {
+            Message::Job(job) => jobs.push(job),
+            Message::Stop(stopped) => stop = Some(stopped),
+        }
+        while stop.is_none() && jobs.len() < MAX_BATCH {
+            match inbox.try_recv() {
+                Ok(Message::Job(job)) => jobs.push(job),
+                Ok(Message::Stop(stopped)) => stop = Some(stopped),
+                Err(_) => break,
+            }
+        }
+        if !jobs.is_empty() {
+            commit_batch(dialect, &pool, jobs).await;
+        }
+        if let Some(stopped) = stop {
+            pool.close().await;
+            let _ = stopped.send(());
+            return;
+        }
+    }
+}
+
+async fn commit_batch(dialect: Dialect, pool: &AnyPool, jobs: Vec<WriteJob>) {
+    let (ops, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
+    let outcomes = match apply_all(dialect, pool, &ops).await {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            tracing::error!(error = %error, writes = ops.len(), "a write batch failed to commit");
+            ops.iter()
+                .map(|_| {
+                    Err(StoreError::Internal(anyhow::anyhow!(
+                        "commit failed: {error}"
+                    )))
+                })
+                .collect()
+        }
+    };
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        let _ = reply.send(outcome);
+    }
+}
+
+async fn apply_all(
+    dialect: Dialect,
+    pool: &AnyPool,
+    ops: &[WriteOp],
+) -> Result<Vec<Result<StoredEntity, StoreError>>, sqlx::Error> {
+    let mut transaction = pool.begin().await?;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    if let [op] = ops {
+        // A lone write needs no savepoint: its failure is the transaction's.
+        let outcome = apply(dialect, &mut transaction, op).await;
+        if outcome.is_err() {
+            transaction.rollback().await?;
+            return Ok(vec![outcome]);
+        }
+        outcomes.push(outcome);
+    } else {
+        for op in ops {
+            let mut savepoint = Connection::begin(&mut *transaction).await?;
+            let outcome = apply(dialect, &mut savepoint, op).await;
+            if outcome.is_ok() {
+                savepoint.commit().await?;
+            } else {
+                savepoint.rollback().await?;
+            }
+            outcomes.push(outcome);
+        }
+    }
+    transaction.commit().await?;
+    Ok(outcomes)
+}
+
+async fn apply(
+    dialect: Dialect,
+    connection: &mut AnyConnection,
+    op: &WriteOp,
+) -> Result<StoredEntity, StoreError> {
+    match op {
+        WriteOp::CreateEvent {
+            tenant,
+            event,
+            details,
+        } => {
+            let etag = new_etag();
+            let (statement, values) = dialect.insert(tenant, None, &AUTOPILOT_EVENT, event, &etag);
+            sql::bind(statement, values)
+                .execute(&mut *connection)
+                .await?;
+            for detail in details {
+                let (statement, values) = dialect.insert(
+                    tenant,
+                    Some(&event.id),
+                    &POLICY_STATUS_DETAIL,
+                    detail,
+                    &new_etag(),
+                );
+                sql::bind(statement, values)
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            Ok(StoredEntity {
+                etag,
+                body: event.to_json(&AUTOPILOT_EVENT),
+            })
+        }
+        WriteOp::CreateDetail {
+            tenant,
+            event_id,
+            detail,
+        } => {
+            let parent = Target::Event {
+                id: event_id.clone(),
+            };
+            select_one(dialect, connection, tenant, &parent).await?;
+            let etag = new_etag();
+            let (statement, values) =
+                dialect.insert(tenant, Some(event_id), &POLICY_STATUS_DETAIL, detail, &etag);
+            sql::bind(statement, values)
+                .execute(&mut *connection)
+                .await?;
+            Ok(StoredEntity {
+                etag,
+                body: detail.to_json(&POLICY_STATUS_DETAIL),
+            })
+        }
+        WriteOp::Update {
+            tenant,
+            target,
+            patch,
+            if_match,
+        } => {
+            let current = select_one(dialect, connection, tenant, target).await?;
+            check_precondition(if_match.as_deref(), &current.etag)?;
+            let schema = target.schema();
+            let mut entity = decode_stored(schema, &current.body)
+                .map_err(|reason| anyhow::anyhow!("stored entity is unreadable: {reason}"))?;
+            patch.apply(&mut entity);
+            let etag = new_etag();
+            let (statement, values) = dialect.update(tenant, target, &entity, &current.etag, &etag);
+            let result = sql::bind(statement, values)
+                .execute(&mut *connection)
+                .await?;
+            if result.rows_affected() != 1 {
+                // Another node changed it between our read and our write.
+                return Err(StoreError::PreconditionFailed);
+            }
+            Ok(StoredEntity {
+                etag,
+                body: entity.to_json(schema),
+            })
+        }
+        WriteOp::Delete {
+            tenant,
+            target,
+            if_match,
+        } => {
+            let current = select_one(dialect, connection, tenant, target).await?;
+            check_precondition(if_match.as_deref(), &current.etag)?;
+            if let Target::Event { id } = target {
+                let (statement, values) = dialect.delete_details_of(tenant, id);
+                sql::bind(statement, values)
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            let (statement, values) = dialect.delete(tenant, target);
+            sql::bind(statement, values)
+                .execute(&mut *connection)
+                .await?;
+            Ok(current)
+        }
+    }
+}
+
+async fn select_one(
+    dialect: Dialect,
+    connection: &mut AnyConnection,
+    tenant: &str,
+    target: &Target,
+) -> Result<StoredEntity, StoreError> {
+    let (statement, values) = dialect.select_one(tenant, target);
+    let row = sql::bind(statement, values)
+        .fetch_optional(&mut *connection)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(StoredEntity {
+        etag: row.try_get(0)?,
+        body: row.try_get(1)?,
+    })
+}
+
+/// `If-Match` semantics (RFC 9110 §13.1.1): `*` matches any existing entity; otherwise one of the
+/// listed entity tags must equal the current one (weak prefixes compared leniently, as Graph does).
+fn check_precondition(if_match: Option<&str>, current: &str) -> Result<(), StoreError> {
+    let Some(header) = if_match else {
+        return Ok(());
+    };
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
+    let matches = header
+        .split(',')
+        .any(|tag| tag.trim() == "*" || opaque(tag) == opaque(current));
+    if matches {
+        Ok(())
+    } else {
+        Err(StoreError::PreconditionFailed)
+    }
+}
+
+/// A fresh weak entity tag.
+fn new_etag() -> String {
+    format!("W/\"{:016x}\"", rand::random::<u64>())
+}

@@ -1,0 +1,93 @@
+//! Nothing acknowledged is lost: kill -9 in the middle of a write burst, then restart on the same
+//! data directory; SIGTERM finishes in-flight requests and exits 0.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// (id, deviceSerialNumber) of every acknowledged create.
+type Acknowledged = Arc<Mutex<Vec<(String, String)>>>;
+
+/// Starts `writers` tasks POSTing events until the server goes away; returns the acknowledged
+/// (id, serial) pairs once every task has stopped.
+fn write_burst(app: &TestApp, writers: usize) -> (Acknowledged, Vec<tokio::task::JoinHandle<()>>) {
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let client = app.client.clone();
+        let url = app.events_url();
+        let token = app.token.clone();
+        let acknowledged = acknowledged.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0.. {
+                let serial = format!("W{writer}-{n}");
+                let sent = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"deviceSerialNumber": serial, "deploymentState": "success"}))
+                    .send()
+                    .await;
+                let Ok(response) = sent else { return };
+                if response.status() != 201 {
+                    return;
+                }
+                let Ok(body) = response.json::<Value>().await else {
+                    return;
+                };
+                let id = body["id"].as_str().unwrap().to_string();
+                acknowledged.lock().unwrap().push((id, serial));
+            }
+        }));
+    }
+    (acknowledged, tasks)
+}
+
+async fn assert_all_present(app: &TestApp, acknowledged: &[(String, String)]) {
+    for (id, serial) in acknowledged {
+        let event = app.get_json(&app.event_url(id)).await;
+        assert_eq!(event["deviceSerialNumber"], serial.as_str());
+    }
+    assert!(app.count().await >= acknowledged.len() as u64);
+}
+
+#[tokio::test]
+async fn every_acknowledged_write_survives_kill_9_mid_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default();
+    let mut app = start_on(dir.path(), &options).await;
+    let (acknowledged, tasks) = write_burst(&app, 16);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.kill_hard().await;
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 50,
+        "the burst wrote something ({})",
+        acknowledged.len()
+    );
+    let restarted = start_on(dir.path(), &options).await;
+    assert_all_present(&restarted, &acknowledged).await;
+}
+
+#[tokio::test]
+async fn sigterm_under_load_finishes_requests_exits_0_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default();
+    let mut app = start_on(dir.path(), &options).await;
+    let (acknowledged, tasks) = write_burst(&app, 8);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let status = app.terminate().await;
+    assert!(status.success(), "exit status {status:?}");
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(!acknowledged.is_empty());
+    let restarted = start_on(dir.path(), &options).await;
+    assert_all_present(&restarted, &acknowledged).await;
+}

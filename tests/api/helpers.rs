@@ -1,0 +1,222 @@
+//! Spawns the real `graphpilot` binary on a free port with a fresh data directory, and gives tests
+//! one helper per endpoint so they read like user stories.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const READ_WRITE: &str = "DeviceManagementManagedDevices.ReadWrite.All";
+pub const READ_ONLY: &str = "DeviceManagementConfiguration.Read.All";
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_graphpilot")
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub root: String,
+    pub data_dir: PathBuf,
+    pub client: Client,
+    /// A read-write application token for tenant `contoso`.
+    pub token: String,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub struct Options {
+    pub throttling: &'static str,
+    pub page_size: u32,
+    pub extra: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            throttling: "off",
+            page_size: 50,
+            extra: Vec::new(),
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut app = start_on(dir.path(), &options).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// Starts a server on an existing data directory (for restarts); the caller keeps the directory.
+pub async fn start_on(data_dir: &Path, options: &Options) -> TestApp {
+    let mut command = Command::new(binary());
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(["--throttling", options.throttling])
+        .args(["--page-size", &options.page_size.to_string()])
+        .args(&options.extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = command.spawn().expect("graphpilot starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let root = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read banner") {
+            if let Some(url) = line.trim().strip_prefix("service root") {
+                return url.trim().to_string();
+            }
+        }
+        panic!("graphpilot exited before printing its service root");
+    })
+    .await
+    .expect("graphpilot printed its service root in time");
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let token = mint(data_dir, "contoso", "app-one", &["--role", READ_WRITE]);
+    TestApp {
+        root,
+        data_dir: data_dir.to_path_buf(),
+        client: Client::builder().build().expect("http client"),
+        token,
+        child: Some(child),
+        _dir: None,
+    }
+}
+
+/// Runs `graphpilot token` and returns the token.
+pub fn mint(data_dir: &Path, tenant: &str, app: &str, extra: &[&str]) -> String {
+    let output = std::process::Command::new(binary())
+        .args(["token", "--data-dir"])
+        .arg(data_dir)
+        .args(["--tenant", tenant, "--app", app])
+        .args(extra)
+        .output()
+        .expect("graphpilot token runs");
+    assert!(output.status.success(), "token failed: {output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+impl TestApp {
+    pub fn events_url(&self) -> String {
+        format!("{}/deviceManagement/autopilotEvents", self.root)
+    }
+
+    pub fn event_url(&self, id: &str) -> String {
+        format!("{}/{id}", self.events_url())
+    }
+
+    pub fn details_url(&self, event_id: &str) -> String {
+        format!("{}/policyStatusDetails", self.event_url(event_id))
+    }
+
+    pub fn base(&self) -> String {
+        self.root.trim_end_matches("/beta").to_string()
+    }
+
+    /// A request with the default token.
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        self.client.request(method, url).bearer_auth(&self.token)
+    }
+
+    pub async fn post_json(&self, url: &str, body: &Value) -> Response {
+        self.request(Method::POST, url)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch_json(&self, url: &str, body: &Value) -> Response {
+        self.request(Method::PATCH, url)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, url: &str) -> Response {
+        self.request(Method::GET, url).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, url: &str) -> Response {
+        self.request(Method::DELETE, url).send().await.unwrap()
+    }
+
+    /// Creates an event and returns its JSON representation.
+    pub async fn create_event(&self, body: Value) -> Value {
+        let response = self.post_json(&self.events_url(), &body).await;
+        assert_eq!(response.status(), 201, "create failed");
+        response.json().await.unwrap()
+    }
+
+    pub async fn get_json(&self, url: &str) -> Value {
+        let response = self.get(url).await;
+        assert_eq!(response.status(), 200, "GET {url}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn count(&self) -> u64 {
+        let response = self.get(&format!("{}/$count", self.events_url())).await;
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap().parse().unwrap()
+    }
+
+    /// Sends SIGKILL: no chance to flush or clean up.
+    pub async fn kill_hard(&mut self) {
+        let mut child = self.child.take().expect("running child");
+        child.kill().await.expect("kill -9");
+    }
+
+    /// Sends SIGTERM (through kill(1), to our own child's pid) and waits for the exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running child");
+        let pid = child.id().expect("pid").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("exits after SIGTERM")
+            .unwrap()
+    }
+}
+
+/// Asserts a Graph error body and returns its message.
+pub async fn assert_graph_error(response: Response, status: u16, code: &str) -> String {
+    assert_eq!(response.status(), status, "status");
+    let request_id = response
+        .headers()
+        .get("request-id")
+        .expect("request-id header")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body: Value = response.json().await.unwrap();
+    let error = &body["error"];
+    assert_eq!(error["code"], code, "{body}");
+    assert_eq!(error["innerError"]["request-id"], request_id.as_str());
+    assert!(error["innerError"]["client-request-id"].is_string());
+    assert!(error["innerError"]["date"].is_string());
+    error["message"].as_str().unwrap().to_string()
+}

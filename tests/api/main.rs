@@ -1,0 +1,11 @@
+//! One integration-test binary: every test drives the real `graphpilot` binary over HTTP against a
+//! real SQLite file in a fresh data directory.
+
+mod auth;
+mod crud;
+mod details;
+mod durability;
+mod helpers;
+mod paging;
+mod sdk_js;
+mod throttling;
