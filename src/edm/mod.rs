@@ -7,6 +7,9 @@ mod duration;
 pub use datetime_offset::{DateTimeOffset, MAX_TICKS, Seconds, TICKS_PER_SECOND};
 pub use duration::Duration;
 
+#[cfg(test)]
+mod oracle_tests;
+
 /// An enum type of the `microsoft.graph` namespace: member names with their underlying values, in
 /// declaration order.
 #[derive(Debug)]

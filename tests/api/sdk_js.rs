@@ -10,7 +10,9 @@ async fn the_official_javascript_client_creates_reads_pages_patches_and_deletes(
     let app = spawn_app().await;
     let sdk_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/js");
     assert!(
-        sdk_dir.join("node_modules/@microsoft/microsoft-graph-client").exists(),
+        sdk_dir
+            .join("node_modules/@microsoft/microsoft-graph-client")
+            .exists(),
         "the SDK is not installed: run `npm ci --prefix tests/sdk/js` (scripts/test does)"
     );
     let output = tokio::process::Command::new("node")
@@ -23,6 +25,12 @@ async fn the_official_javascript_client_creates_reads_pages_patches_and_deletes(
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "SDK scenario failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("ok delete and 404 as GraphError"), "{stdout}");
+    assert!(
+        output.status.success(),
+        "SDK scenario failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("ok delete and 404 as GraphError"),
+        "{stdout}"
+    );
 }
