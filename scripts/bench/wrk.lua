@@ -1,0 +1,42 @@
+-- wrk script for graphpilot's load benchmark. Environment:
+--   BENCH_MODE   get | patch | post | list | health
+--   BENCH_TOKEN  bearer token
+--   BENCH_IDS    file with one event id per line (get, patch)
+-- Prints one line "RESULT <requests/s> <p50 µs> <p99 µs> <non-2xx> <socket errors>".
+local mode = os.getenv("BENCH_MODE")
+local token = os.getenv("BENCH_TOKEN") or ""
+local ids = {}
+local ids_file = os.getenv("BENCH_IDS")
+if ids_file then
+  for line in io.lines(ids_file) do ids[#ids + 1] = line end
+end
+local counter = 0
+local headers = { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }
+local events = "/beta/deviceManagement/autopilotEvents"
+local states = { "success", "failure", "inProgress", "successWithTimeout" }
+
+request = function()
+  counter = counter + 1
+  if mode == "health" then
+    return wrk.format("GET", "/healthz")
+  elseif mode == "get" then
+    return wrk.format("GET", events .. "/" .. ids[(counter % #ids) + 1], headers)
+  elseif mode == "patch" then
+    local body = '{"deploymentState":"' .. states[(counter % #states) + 1] .. '","osVersion":"10.0.' .. counter .. '"}'
+    return wrk.format("PATCH", events .. "/" .. ids[(counter % #ids) + 1], headers, body)
+  elseif mode == "post" then
+    local body = '{"deviceSerialNumber":"BENCH-' .. counter .. '","deploymentState":"success","eventDateTime":"2026-01-01T00:00:00Z"}'
+    return wrk.format("POST", events, headers, body)
+  elseif mode == "list" then
+    return wrk.format("GET", events .. "?$top=50", headers)
+  end
+  error("unknown BENCH_MODE " .. tostring(mode))
+end
+
+done = function(summary, latency, requests)
+  local seconds = summary.duration / 1e6
+  local non2xx = summary.errors.status
+  local socket = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT %.0f %d %d %d %d\n", summary.requests / seconds,
+    latency:percentile(50), latency:percentile(99), non2xx, socket))
+end
