@@ -145,12 +145,6 @@ impl Store {
         self.dialect
     }
 
-    /// Answers once the database answers a trivial query.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.readers).await?;
-        Ok(())
-    }
-
     pub async fn get(&self, tenant: &str, target: &Target) -> Result<StoredEntity, StoreError> {
         let (sql, values) = self.dialect.select_one(tenant, target);
         let row = sql::bind(sql, values)
