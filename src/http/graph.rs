@@ -17,15 +17,14 @@ use super::AppState;
 use super::context::RequestContext;
 use super::error::ApiError;
 use super::metadata;
-use super::response::{
-    empty_response, entity_response, json_response, json_string, push_entity, text_response,
-};
+use super::query::ResolvedQuery;
+use super::response::{empty_response, entity_response, json_response, json_string, text_response};
 use super::routes::{self, Route};
 use super::throttle::now_ms;
 use crate::auth::{Access, Principal};
 use crate::model::{AUTOPILOT_EVENT, BodyError, EntitySchema, decode_create, decode_patch};
 use crate::odata::{QueryOptions, parse_query};
-use crate::store::{Collection, StoreError, StoredEntity, Target};
+use crate::store::{Collection, Listing, PageRow, StoreError, StoredEntity, Target};
 
 /// The largest request body accepted (api.md §6).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -202,19 +201,19 @@ impl Call<'_> {
         match self.state.store.event_exists(self.tenant, event_id).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(ApiError::not_found(&what(&AUTOPILOT_EVENT), event_id)),
-            Err(error) => Err(ApiError::from_store(error, "", "")),
+            Err(error) => Err(internal(error)),
         }
     }
 
-    /// GET on a collection: one page in insertion order, with a keyset `$skiptoken` next link.
+    /// GET on a collection: one page, filtered and ordered as asked, with a keyset `$skiptoken`
+    /// next link when more rows follow (api.md §7, §8).
     async fn list(&self, route: &Route) -> Result<Response, ApiError> {
         let collection = route.collection().expect("collection route");
         if let Collection::Details { event_id } = &collection {
             self.require_event(event_id).await?;
         }
         let options = self.options()?;
-        let schema = collection.schema();
-        check_select(schema, &options)?;
+        let query = ResolvedQuery::resolve(collection.schema(), &options)?;
         let page_size = options.top.unwrap_or(self.state.page_size);
         let scope = format!(
             "{}\n{}\n{}",
@@ -222,12 +221,12 @@ impl Call<'_> {
             routes::collection_path(&collection),
             options.carried.join("&")
         );
-        let after_seq = match &options.skiptoken {
+        let after = match &options.skiptoken {
             Some(token) => Some(
                 self.state
                     .skiptokens
                     .open(&scope, token)
-                    .and_then(|cursor| cursor.get(0).and_then(serde_json::Value::as_i64))
+                    .and_then(|cursor| query.cursor_from_json(&cursor))
                     .ok_or_else(|| {
                         ApiError::bad_request(
                             "The $skiptoken is invalid, or was issued for another tenant or query; start again from the first page.",
@@ -237,48 +236,58 @@ impl Call<'_> {
             None => None,
         };
         // The offset applies to the first page only; next links continue from the cursor.
-        let skip = if after_seq.is_some() {
+        let skip = if after.is_some() {
             0
         } else {
             options.skip.unwrap_or(0)
         };
         let store = &self.state.store;
         let mut rows = store
-            .page(self.tenant, &collection, after_seq, skip, page_size + 1)
+            .page(
+                self.tenant,
+                &Listing {
+                    collection: &collection,
+                    filter: query.filter.as_ref(),
+                    order: &query.order,
+                    after: after.as_deref(),
+                    skip,
+                    limit: page_size + 1,
+                },
+            )
             .await
-            .map_err(|error| ApiError::from_store(error, "", ""))?;
+            .map_err(internal)?;
         let next_cursor = if rows.len() as u64 > page_size {
             rows.truncate(page_size as usize);
-            rows.last().map(|row| row.seq)
+            rows.last()
+                .map(|row| ResolvedQuery::cursor_json(&row.cursor))
         } else {
             None
         };
+        let details = self.expanded_details(&query, &rows).await?;
         let mut body = String::with_capacity(rows.len() * 1400 + 256);
         body.push_str("{\"@odata.context\":");
         body.push_str(&json_string(&format!(
-            "{}/$metadata#{}",
+            "{}/$metadata#{}{}",
             self.base,
-            routes::context_fragment(&collection, &options)
+            routes::collection_path(&collection),
+            query.context_suffix()
         )));
         if options.count {
             let total = store
-                .count(self.tenant, &collection)
+                .count(self.tenant, &collection, query.filter.as_ref())
                 .await
-                .map_err(|error| ApiError::from_store(error, "", ""))?;
+                .map_err(internal)?;
             body.push_str(&format!(",\"@odata.count\":{total}"));
         }
-        if let Some(seq) = next_cursor {
-            let token = self
-                .state
-                .skiptokens
-                .issue(&scope, &serde_json::json!([seq]));
-            let mut query = options.carried.clone();
-            query.push(format!("$skiptoken={token}"));
+        if let Some(cursor) = next_cursor {
+            let token = self.state.skiptokens.issue(&scope, &cursor);
+            let mut carried = options.carried.clone();
+            carried.push(format!("$skiptoken={token}"));
             let next = format!(
                 "{}{}?{}",
                 self.base,
                 &self.parts.uri.path()[5..],
-                query.join("&")
+                carried.join("&")
             );
             body.push_str(",\"@odata.nextLink\":");
             body.push_str(&json_string(&next));
@@ -288,31 +297,55 @@ impl Call<'_> {
             if index > 0 {
                 body.push(',');
             }
-            match &options.select {
-                Some(select) => body.push_str(&project(&row.entity, select)?),
-                None => push_entity(&mut body, None, &row.entity),
-            }
+            let inline = details.as_ref().map(|all| {
+                all.iter()
+                    .filter(|(event_id, _)| *event_id == row.id)
+                    .map(|(_, detail)| detail)
+                    .collect::<Vec<_>>()
+            });
+            query.render(&mut body, &row.entity, inline.as_deref())?;
         }
         body.push_str("]}");
         Ok(json_response(StatusCode::OK, body))
     }
 
-    /// `/$count`: the number as text/plain.
+    /// The details of the listed events when `$expand` asks for them.
+    async fn expanded_details(
+        &self,
+        query: &ResolvedQuery,
+        rows: &[PageRow],
+    ) -> Result<Option<Vec<(String, StoredEntity)>>, ApiError> {
+        if query.expand.is_none() {
+            return Ok(None);
+        }
+        let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+        let details = self
+            .state
+            .store
+            .details_of(self.tenant, &ids)
+            .await
+            .map_err(internal)?;
+        Ok(Some(details))
+    }
+
+    /// `/$count`: the number of matches (honouring `$filter`) as text/plain.
     async fn count(&self, route: &Route) -> Result<Response, ApiError> {
         let collection = route.collection().expect("collection route");
         if let Collection::Details { event_id } = &collection {
             self.require_event(event_id).await?;
         }
-        self.options()?;
+        let options = self.options()?;
+        let query = ResolvedQuery::resolve(collection.schema(), &options)?;
         let total = self
             .state
             .store
-            .count(self.tenant, &collection)
+            .count(self.tenant, &collection, query.filter.as_ref())
             .await
-            .map_err(|error| ApiError::from_store(error, "", ""))?;
+            .map_err(internal)?;
         Ok(text_response(total.to_string()))
     }
 
+    /// GET of one entity, with `$select` and `$expand` applied.
     async fn get(&self, route: &Route) -> Result<Response, ApiError> {
         let target = route.target().expect("entity route");
         let schema = target.schema();
@@ -326,32 +359,38 @@ impl Call<'_> {
             .await
             .map_err(|error| ApiError::from_store(error, &what(schema), target.id()))?;
         let options = self.options()?;
-        check_select(schema, &options)?;
-        let collection = collection_of(&target);
+        let query = ResolvedQuery::resolve(schema, &options)?;
         let context_url = format!(
-            "{}/$metadata#{}/$entity",
+            "{}/$metadata#{}{}/$entity",
             self.base,
-            routes::context_fragment(&collection, &options)
+            routes::collection_path(&collection_of(&target)),
+            query.context_suffix()
         );
-        match &options.select {
-            None => Ok(entity_response(StatusCode::OK, &context_url, &entity)),
-            Some(select) => {
-                let projected = StoredEntity {
-                    etag: entity.etag.clone(),
-                    body: project(&entity, select)?,
-                };
-                let mut body = String::new();
-                body.push_str("{\"@odata.context\":");
-                body.push_str(&json_string(&context_url));
-                body.push(',');
-                body.push_str(&projected.body[1..]);
-                let mut response = json_response(StatusCode::OK, body);
-                if let Ok(etag) = HeaderValue::from_str(&entity.etag) {
-                    response.headers_mut().insert(header::ETAG, etag);
-                }
-                Ok(response)
-            }
+        if query.select.is_none() && query.expand.is_none() {
+            return Ok(entity_response(StatusCode::OK, &context_url, &entity));
         }
+        let details = if query.expand.is_some() {
+            self.state
+                .store
+                .details_of(self.tenant, &[target.id().to_string()])
+                .await
+                .map_err(internal)?
+        } else {
+            Vec::new()
+        };
+        let inline: Vec<&StoredEntity> = details.iter().map(|(_, detail)| detail).collect();
+        let mut rendered = String::new();
+        query.render(&mut rendered, &entity, Some(&inline))?;
+        let mut body = String::with_capacity(rendered.len() + context_url.len() + 32);
+        body.push_str("{\"@odata.context\":");
+        body.push_str(&json_string(&context_url));
+        body.push(',');
+        body.push_str(&rendered[1..]);
+        let mut response = json_response(StatusCode::OK, body);
+        if let Ok(etag) = HeaderValue::from_str(&entity.etag) {
+            response.headers_mut().insert(header::ETAG, etag);
+        }
+        Ok(response)
     }
 
     async fn create(&self, route: &Route, body: Body) -> Result<Response, ApiError> {
@@ -468,45 +507,6 @@ fn body_error(error: BodyError) -> ApiError {
     }
 }
 
-/// Checks `$select` names against the schema (`*` selects everything).
-fn check_select(schema: &EntitySchema, options: &QueryOptions) -> Result<(), ApiError> {
-    let Some(select) = &options.select else {
-        return Ok(());
-    };
-    for name in select {
-        let known = name == "*"
-            || name == "id"
-            || schema.property(name).is_some()
-            || (name == "policyStatusDetails" && std::ptr::eq(schema, &AUTOPILOT_EVENT));
-        if !known {
-            return Err(ApiError::bad_request(format!(
-                "Could not find a property named '{name}' on type '{}' ($select).",
-                schema.qualified_name()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The stored entity reduced to `@odata.type`, `id` and the selected properties, in schema order.
-fn project(entity: &StoredEntity, select: &[String]) -> Result<String, ApiError> {
-    if select.iter().any(|name| name == "*") {
-        let mut out = String::new();
-        push_entity(&mut out, None, entity);
-        return Ok(out);
-    }
-    let map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&entity.body).map_err(|error| ApiError::internal(&error))?;
-    let mut projected = serde_json::Map::new();
-    projected.insert("@odata.etag".into(), entity.etag.clone().into());
-    for (name, value) in map {
-        if name == "@odata.type" || name == "id" || select.contains(&name) {
-            projected.insert(name, value);
-        }
-    }
-    Ok(serde_json::Value::Object(projected).to_string())
-}
-
 /// Reads a JSON request body: `Content-Type: application/json` (415 otherwise), at most
 /// [`MAX_BODY_BYTES`] (413 otherwise, refused before reading when `Content-Length` says so).
 async fn read_json_body(parts: &Parts, body: Body) -> Result<Bytes, ApiError> {
@@ -545,18 +545,6 @@ async fn read_json_body(parts: &Parts, body: Body) -> Result<Bytes, ApiError> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::POLICY_STATUS_DETAIL;
-
-    #[test]
-    fn details_schema_has_no_navigation() {
-        let options = QueryOptions {
-            select: Some(vec!["policyStatusDetails".into()]),
-            ..Default::default()
-        };
-        assert!(check_select(&POLICY_STATUS_DETAIL, &options).is_err());
-        assert!(check_select(&AUTOPILOT_EVENT, &options).is_ok());
-    }
+fn internal(error: StoreError) -> ApiError {
+    ApiError::from_store(error, "", "")
 }

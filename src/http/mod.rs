@@ -5,6 +5,7 @@ mod context;
 mod error;
 mod graph;
 mod metadata;
+mod query;
 mod response;
 mod routes;
 mod skiptoken;

@@ -2,7 +2,6 @@
 //! be written `/{id}` or `('{id}')`, and anything unknown names the segment at fault.
 
 use super::error::ApiError;
-use crate::odata::QueryOptions;
 use crate::odata::percent_decode;
 use crate::store::{Collection, Target};
 
@@ -62,17 +61,6 @@ pub fn collection_path(collection: &Collection) -> String {
             event_id.replace('\'', "''")
         ),
     }
-}
-
-/// Context URL fragment of a collection, with the `$select` list when there is one.
-pub fn context_fragment(collection: &Collection, options: &QueryOptions) -> String {
-    let mut fragment = collection_path(collection);
-    if let Some(select) = &options.select {
-        fragment.push('(');
-        fragment.push_str(&select.join(","));
-        fragment.push(')');
-    }
-    fragment
 }
 
 /// Parses the segments after `/beta`.

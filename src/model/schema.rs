@@ -31,6 +31,16 @@ impl EdmType {
     }
 }
 
+/// Types are equal when they are the same primitive, or the very same enum type.
+impl PartialEq for EdmType {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (EdmType::Enum(a), EdmType::Enum(b)) => std::ptr::eq(*a, *b),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
 /// A structural property: how it is named on the wire and in SQL, and what it holds.
 #[derive(Debug)]
 pub struct Property {

@@ -1,6 +1,13 @@
-//! OData query options (api.md §7, §8): parsing the raw query string into typed options. Nothing
-//! here knows about HTTP or SQL.
+//! OData query options (api.md §7, §8): the raw query string → typed options, and `$filter` text →
+//! a predicate checked against the model. Nothing here knows about HTTP or SQL.
 
+mod bind;
+mod lexer;
 mod options;
+mod parser;
 
-pub use options::{MAX_TOP, QueryOptions, parse_query, percent_decode};
+pub use bind::{Column, ID, Operand, Predicate, Scalar, StringFunction, bind_filter};
+pub use options::{
+    Expand, MAX_TOP, OrderKey, QueryOptions, SortDirection, parse_query, percent_decode,
+};
+pub use parser::{CompareOp, parse_filter};

@@ -5,10 +5,35 @@
 pub const MAX_SELECT_ITEMS: usize = 64;
 /// The largest page a client may ask for with `$top`.
 pub const MAX_TOP: u64 = 1000;
+/// The most `$orderby` keys accepted (documented in docs/odata.md).
+pub const MAX_ORDER_KEYS: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortDirection {
+    Ascending,
+    Descending,
+}
+
+/// One `$orderby` key as written (bound to the model by the caller).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderKey {
+    pub name: String,
+    pub direction: SortDirection,
+}
+
+/// `$expand=policyStatusDetails[($select=…)]`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Expand {
+    pub name: String,
+    pub select: Option<Vec<String>>,
+}
 
 /// The query options of one request, checked for form (not yet against the model).
 #[derive(Debug, Default)]
 pub struct QueryOptions {
+    pub filter: Option<String>,
+    pub orderby: Option<Vec<OrderKey>>,
+    pub expand: Option<Expand>,
     pub select: Option<Vec<String>>,
     pub top: Option<u64>,
     pub skip: Option<u64>,
@@ -64,6 +89,23 @@ pub fn parse_query(raw: Option<&str>) -> Result<QueryOptions, String> {
             options.carried.push(pair.to_string());
         }
         match *option {
+            "filter" => {
+                if value.trim().is_empty() {
+                    return Err(
+                        "$filter is empty; give a condition such as deploymentState eq 'failure'."
+                            .into(),
+                    );
+                }
+                options.filter = Some(value);
+            }
+            "orderby" => options.orderby = Some(parse_orderby(&value)?),
+            "expand" => options.expand = Some(parse_expand(&value)?),
+            "format" => {
+                let format = value.to_ascii_lowercase();
+                if format != "json" && !format.starts_with("application/json") {
+                    return Err(format!("$format '{value}' is not supported; only json is."));
+                }
+            }
             "select" => options.select = Some(parse_select(&value)?),
             "top" => {
                 let top = parse_count_value("$top", &value)?;
@@ -98,6 +140,85 @@ pub fn parse_query(raw: Option<&str>) -> Result<QueryOptions, String> {
         }
     }
     Ok(options)
+}
+
+/// `prop [asc|desc], …`. A `+` separates a name from its direction too, since form-encoding
+/// clients write spaces that way.
+fn parse_orderby(value: &str) -> Result<Vec<OrderKey>, String> {
+    let mut keys = Vec::new();
+    for item in value.split(',') {
+        let words: Vec<&str> = item
+            .split(|c: char| c.is_whitespace() || c == '+')
+            .filter(|word| !word.is_empty())
+            .collect();
+        let (name, direction) = match words.as_slice() {
+            [name] => (*name, SortDirection::Ascending),
+            [name, direction] if direction.eq_ignore_ascii_case("asc") => {
+                (*name, SortDirection::Ascending)
+            }
+            [name, direction] if direction.eq_ignore_ascii_case("desc") => {
+                (*name, SortDirection::Descending)
+            }
+            _ => {
+                return Err(format!(
+                    "Invalid $orderby item '{}': write a property name, optionally followed by asc or desc.",
+                    item.trim()
+                ));
+            }
+        };
+        keys.push(OrderKey {
+            name: name.to_string(),
+            direction,
+        });
+    }
+    if keys.len() > MAX_ORDER_KEYS {
+        return Err(format!(
+            "$orderby may name at most {MAX_ORDER_KEYS} properties."
+        ));
+    }
+    Ok(keys)
+}
+
+/// `name` or `name($select=a,b)`; `*` expands every navigation property.
+fn parse_expand(value: &str) -> Result<Expand, String> {
+    let value = value.trim();
+    let (name, inner) = match value.find('(') {
+        Some(open) => {
+            let inner = value[open + 1..].strip_suffix(')').ok_or_else(|| {
+                format!(
+                    "Invalid $expand '{value}': the nested options are missing their closing ')'."
+                )
+            })?;
+            (&value[..open], Some(inner))
+        }
+        None => (value, None),
+    };
+    if name.contains(',') {
+        return Err(format!(
+            "Invalid $expand '{value}': only one navigation property can be expanded here."
+        ));
+    }
+    let mut expand = Expand {
+        name: name.trim().to_string(),
+        select: None,
+    };
+    for option in inner.into_iter().flat_map(|inner| inner.split(';')) {
+        let (key, nested) = option.split_once('=').unwrap_or((option, ""));
+        match key
+            .trim()
+            .trim_start_matches('$')
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "select" => expand.select = Some(parse_select(nested)?),
+            other => {
+                return Err(format!(
+                    "Invalid $expand '{value}': the nested option '${other}' is not supported; only $select is."
+                ));
+            }
+        }
+    }
+    Ok(expand)
 }
 
 fn parse_select(value: &str) -> Result<Vec<String>, String> {
@@ -184,6 +305,21 @@ mod tests {
         ] {
             assert!(parse_query(Some(query)).is_err(), "{query}");
         }
+    }
+
+    #[test]
+    fn orderby_and_expand_are_split_into_their_parts() {
+        let options = parse_query(Some(
+            "$orderby=eventDateTime%20desc,deviceId+asc,id&$expand=policyStatusDetails($select=displayName,errorCode)",
+        ))
+        .unwrap();
+        let keys = options.orderby.unwrap();
+        assert_eq!(keys.len(), 3);
+        assert_eq!(keys[0].direction, SortDirection::Descending);
+        assert_eq!(keys[1].name, "deviceId");
+        let expand = options.expand.unwrap();
+        assert_eq!(expand.name, "policyStatusDetails");
+        assert_eq!(expand.select.unwrap(), vec!["displayName", "errorCode"]);
     }
 
     #[test]

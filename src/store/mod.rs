@@ -14,8 +14,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::model::EdmType;
 use crate::model::{Entity, PatchBody};
-pub use sql::{Collection, Dialect, Target};
+use crate::odata::{Predicate, Scalar};
+pub use sql::{Collection, Dialect, Listing, SortKeys, Target, sort_keys};
 pub use writer::WriteOp;
 
 /// An entity as stored: its current ETag and canonical JSON.
@@ -25,10 +27,11 @@ pub struct StoredEntity {
     pub body: String,
 }
 
-/// One row of a collection page: the insertion cursor plus the stored entity.
+/// One row of a collection page: the stored entity and the cursor that continues after it.
 #[derive(Debug)]
 pub struct PageRow {
-    pub seq: i64,
+    pub id: String,
+    pub cursor: Vec<Scalar>,
     pub entity: StoredEntity,
 }
 
@@ -169,23 +172,30 @@ impl Store {
         }
     }
 
-    /// Up to `limit` rows of a collection after the cursor.
+    /// One page of a collection (see [`Listing`]).
     pub async fn page(
         &self,
         tenant: &str,
-        collection: &Collection,
-        after_seq: Option<i64>,
-        skip: u64,
-        limit: u64,
+        listing: &Listing<'_>,
     ) -> Result<Vec<PageRow>, StoreError> {
-        let (sql, values) = self
-            .dialect
-            .select_page(tenant, collection, None, after_seq, skip, limit);
-        let rows = sql::bind(sql, values).fetch_all(&self.readers).await?;
+        let (statement, values) = self.dialect.select_page(tenant, listing);
+        let rows = sql::bind(statement, values)
+            .fetch_all(&self.readers)
+            .await?;
+        let keys = sort_keys(listing.order);
         rows.iter()
             .map(|row| {
+                let cursor = match &keys {
+                    SortKeys::Insertion => vec![Scalar::Integer(row.try_get(0)?)],
+                    SortKeys::Columns(keys) => keys
+                        .iter()
+                        .enumerate()
+                        .map(|(index, (column, _))| read_scalar(row, 4 + index, column.edm))
+                        .collect::<Result<_, sqlx::Error>>()?,
+                };
                 Ok(PageRow {
-                    seq: row.try_get(0)?,
+                    id: row.try_get(3)?,
+                    cursor,
                     entity: StoredEntity {
                         etag: row.try_get(1)?,
                         body: row.try_get(2)?,
@@ -195,10 +205,43 @@ impl Store {
             .collect()
     }
 
-    pub async fn count(&self, tenant: &str, collection: &Collection) -> Result<i64, StoreError> {
-        let (sql, values) = self.dialect.count(tenant, collection, None);
-        let row = sql::bind(sql, values).fetch_one(&self.readers).await?;
+    pub async fn count(
+        &self,
+        tenant: &str,
+        collection: &Collection,
+        filter: Option<&Predicate>,
+    ) -> Result<i64, StoreError> {
+        let (statement, values) = self.dialect.count(tenant, collection, filter);
+        let row = sql::bind(statement, values)
+            .fetch_one(&self.readers)
+            .await?;
         Ok(row.try_get(0)?)
+    }
+
+    /// The policy status details of the given events, as (event id, detail) in insertion order.
+    pub async fn details_of(
+        &self,
+        tenant: &str,
+        event_ids: &[String],
+    ) -> Result<Vec<(String, StoredEntity)>, StoreError> {
+        if event_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (statement, values) = self.dialect.details_of(tenant, event_ids);
+        let rows = sql::bind(statement, values)
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0)?,
+                    StoredEntity {
+                        etag: row.try_get(1)?,
+                        body: row.try_get(2)?,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Creates an event and, in the same transaction, its inline policy status details.
@@ -291,6 +334,23 @@ impl Store {
         }
         self.readers.close().await;
     }
+}
+
+/// A sort column's value as a cursor scalar. Booleans are integers in SQLite and booleans in
+/// PostgreSQL; both become [`Scalar::Boolean`].
+fn read_scalar(row: &sqlx::any::AnyRow, index: usize, edm: EdmType) -> Result<Scalar, sqlx::Error> {
+    Ok(match edm {
+        EdmType::String => row
+            .try_get::<Option<String>, _>(index)?
+            .map_or(Scalar::Null, Scalar::Text),
+        EdmType::Boolean => Scalar::Boolean(
+            row.try_get::<bool, _>(index)
+                .or_else(|_| row.try_get::<i64, _>(index).map(|n| n != 0))?,
+        ),
+        EdmType::DateTimeOffset | EdmType::Duration | EdmType::Int32 | EdmType::Enum(_) => {
+            Scalar::Integer(row.try_get(index)?)
+        }
+    })
 }
 
 /// The URL without its password, for messages.

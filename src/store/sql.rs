@@ -2,12 +2,15 @@
 //! dialect only chooses how it is rendered. [`bind`] is the one place built SQL becomes a query.
 
 use sea_query::{
-    Alias, Asterisk, Condition, Expr, ExprTrait, Func, IntoCondition, Order, PostgresQueryBuilder,
-    Query, SelectStatement, SqliteQueryBuilder, Value as SqlValue, Values,
+    Alias, Asterisk, Condition, Expr, ExprTrait, Func, IntoCondition, NullOrdering, Order,
+    PostgresQueryBuilder, Query, SelectStatement, SqliteQueryBuilder, Value as SqlValue, Values,
 };
 use sqlx::{Any, AssertSqlSafe, any::AnyArguments, query::Query as SqlxQuery};
 
 use crate::model::{Entity, EntitySchema, Value};
+use crate::odata::{
+    Column, CompareOp, ID, Operand, Predicate, Scalar, SortDirection, StringFunction,
+};
 
 /// Which SQL dialect statements are rendered in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,31 +206,49 @@ impl Dialect {
         self.render_select(&statement)
     }
 
-    /// A page of a collection in insertion order, after the cursor `after_seq`.
-    pub fn select_page(
-        self,
-        tenant: &str,
-        collection: &Collection,
-        filter: Option<Condition>,
-        after_seq: Option<i64>,
-        skip: u64,
-        limit: u64,
-    ) -> (String, Values) {
+    /// A page of a collection: filtered, ordered (insertion order when `order` is empty; ties
+    /// broken by `id`), strictly after `cursor`. Selects `seq, etag, body, id` and then the sort
+    /// columns, whose values make the next cursor.
+    pub fn select_page(self, tenant: &str, listing: &Listing) -> (String, Values) {
+        let collection = listing.collection;
         let mut condition = collection.scope(tenant);
-        if let Some(filter) = filter {
-            condition = condition.add(filter);
+        if let Some(filter) = listing.filter {
+            condition = condition.add(self.lower(filter));
         }
-        if let Some(seq) = after_seq {
-            condition = condition.add(col("seq").gt(seq));
+        let keys = sort_keys(listing.order);
+        if let Some(cursor) = listing.after {
+            condition = condition.add(keyset_after(&keys, cursor));
         }
-        let statement = Query::select()
-            .columns(["seq", "etag", "body"].map(Alias::new))
+        let mut statement = Query::select();
+        statement
+            .columns(["seq", "etag", "body", "id"].map(Alias::new))
             .from(table(collection.schema()))
-            .cond_where(condition)
-            .order_by(Alias::new("seq"), Order::Asc)
-            .limit(limit)
-            .offset(skip)
-            .to_owned();
+            .cond_where(condition);
+        match &keys {
+            SortKeys::Insertion => {
+                statement.order_by(Alias::new("seq"), Order::Asc);
+            }
+            SortKeys::Columns(keys) => {
+                for (column, direction) in keys {
+                    statement.column(Alias::new(column.column));
+                    let order = match direction {
+                        SortDirection::Ascending => Order::Asc,
+                        SortDirection::Descending => Order::Desc,
+                    };
+                    if column.nullable {
+                        // OData orders null first ascending; both dialects are told so.
+                        let nulls = match direction {
+                            SortDirection::Ascending => NullOrdering::First,
+                            SortDirection::Descending => NullOrdering::Last,
+                        };
+                        statement.order_by_with_nulls(Alias::new(column.column), order, nulls);
+                    } else {
+                        statement.order_by(Alias::new(column.column), order);
+                    }
+                }
+            }
+        }
+        statement.limit(listing.limit).offset(listing.skip);
         self.render_select(&statement)
     }
 
@@ -236,11 +257,11 @@ impl Dialect {
         self,
         tenant: &str,
         collection: &Collection,
-        filter: Option<Condition>,
+        filter: Option<&Predicate>,
     ) -> (String, Values) {
         let mut condition = collection.scope(tenant);
         if let Some(filter) = filter {
-            condition = condition.add(filter);
+            condition = condition.add(self.lower(filter));
         }
         let statement = Query::select()
             .expr(Func::count(Expr::col(Asterisk)))
@@ -248,6 +269,261 @@ impl Dialect {
             .cond_where(condition.into_condition())
             .to_owned();
         self.render_select(&statement)
+    }
+
+    /// The policy status details of several events, grouped by event, each group in insertion
+    /// order (for `$expand`).
+    pub fn details_of(self, tenant: &str, event_ids: &[String]) -> (String, Values) {
+        let statement = Query::select()
+            .columns(["event_id", "etag", "body"].map(Alias::new))
+            .from(table(&crate::model::POLICY_STATUS_DETAIL))
+            .cond_where(
+                Condition::all()
+                    .add(col("tenant_id").eq(tenant))
+                    .add(col("event_id").is_in(event_ids.iter().map(String::as_str))),
+            )
+            .order_by(Alias::new("event_id"), Order::Asc)
+            .order_by(Alias::new("seq"), Order::Asc)
+            .to_owned();
+        self.render_select(&statement)
+    }
+
+    /// A bound predicate as SQL that is never NULL: OData's two-valued logic, so `not` means what
+    /// it says even where columns are null.
+    pub fn lower(self, predicate: &Predicate) -> Condition {
+        match predicate {
+            Predicate::And(terms) => terms
+                .iter()
+                .fold(Condition::all(), |all, term| all.add(self.lower(term))),
+            Predicate::Or(terms) => terms
+                .iter()
+                .fold(Condition::any(), |any, term| any.add(self.lower(term))),
+            Predicate::Not(inner) => self.lower(inner).not(),
+            Predicate::Constant(value) => constant(*value).into_condition(),
+            Predicate::IsTrue(column) => guarded(*column, col(column.column).eq(true)),
+            Predicate::Has(column, value) => col(column.column)
+                .bit_and(*value)
+                .eq(*value)
+                .into_condition(),
+            Predicate::In(column, values) => {
+                let present: Vec<Expr> = values
+                    .iter()
+                    .filter(|value| **value != Scalar::Null)
+                    .map(scalar)
+                    .collect();
+                let mut any = Condition::any();
+                if !present.is_empty() {
+                    any = any.add(guarded(*column, col(column.column).is_in(present)));
+                }
+                if values.contains(&Scalar::Null) {
+                    any = any.add(col(column.column).is_null());
+                }
+                if any.is_empty() {
+                    return constant(false).into_condition();
+                }
+                any
+            }
+            Predicate::Text(function, column, needle) => {
+                if needle.is_empty() {
+                    return guarded(*column, constant(true));
+                }
+                let subject = col(column.column);
+                let needle_value = || Expr::val(needle.as_str());
+                let test = match (self, function) {
+                    (Dialect::Sqlite, StringFunction::StartsWith) => Func::cust("substr")
+                        .arg(subject)
+                        .arg(1)
+                        .arg(Func::cust("length").arg(needle_value()))
+                        .eq(needle_value()),
+                    (Dialect::Sqlite, StringFunction::EndsWith) => Func::cust("substr")
+                        .arg(subject)
+                        .arg(Expr::val(0).sub(Func::cust("length").arg(needle_value())))
+                        .eq(needle_value()),
+                    (Dialect::Sqlite, StringFunction::Contains) => {
+                        Func::cust("instr").arg(subject).arg(needle_value()).gt(0)
+                    }
+                    (Dialect::Postgres, StringFunction::StartsWith) => Func::cust("left")
+                        .arg(subject)
+                        .arg(Func::cust("char_length").arg(needle_value()))
+                        .eq(needle_value()),
+                    (Dialect::Postgres, StringFunction::EndsWith) => Func::cust("right")
+                        .arg(subject)
+                        .arg(Func::cust("char_length").arg(needle_value()))
+                        .eq(needle_value()),
+                    (Dialect::Postgres, StringFunction::Contains) => {
+                        Func::cust("strpos").arg(subject).arg(needle_value()).gt(0)
+                    }
+                };
+                guarded(*column, test)
+            }
+            Predicate::Compare(op, left, right) => compare(*op, left, right),
+        }
+    }
+}
+
+/// What a page is asked for.
+pub struct Listing<'a> {
+    pub collection: &'a Collection,
+    pub filter: Option<&'a Predicate>,
+    /// Empty: insertion order.
+    pub order: &'a [(Column, SortDirection)],
+    /// The values a previous page's last row had in the sort columns (see [`PageCursor`]).
+    pub after: Option<&'a [Scalar]>,
+    pub skip: u64,
+    pub limit: u64,
+}
+
+/// The effective sort: insertion order, or the given columns completed by `id` as the tiebreaker
+/// (in the direction of the last key, so one index serves the whole order).
+pub enum SortKeys {
+    Insertion,
+    Columns(Vec<(Column, SortDirection)>),
+}
+
+pub fn sort_keys(order: &[(Column, SortDirection)]) -> SortKeys {
+    if order.is_empty() {
+        return SortKeys::Insertion;
+    }
+    let mut keys = Vec::new();
+    for (column, direction) in order {
+        keys.push((*column, *direction));
+        if column.column == ID.column {
+            return SortKeys::Columns(keys);
+        }
+    }
+    let last = order
+        .last()
+        .map(|(_, direction)| *direction)
+        .unwrap_or(SortDirection::Ascending);
+    keys.push((ID, last));
+    SortKeys::Columns(keys)
+}
+
+/// Rows strictly after `cursor` in the sort order (nulls first ascending, last descending).
+fn keyset_after(keys: &SortKeys, cursor: &[Scalar]) -> Condition {
+    let keys = match keys {
+        SortKeys::Insertion => {
+            let seq = match cursor.first() {
+                Some(Scalar::Integer(seq)) => *seq,
+                _ => i64::MAX,
+            };
+            return col("seq").gt(seq).into_condition();
+        }
+        SortKeys::Columns(keys) => keys,
+    };
+    let mut any = Condition::any();
+    for (index, ((column, direction), value)) in keys.iter().zip(cursor).enumerate() {
+        let mut branch = Condition::all();
+        for ((earlier, _), earlier_value) in keys[..index].iter().zip(cursor) {
+            branch = branch.add(match earlier_value {
+                Scalar::Null => col(earlier.column).is_null(),
+                value => col(earlier.column).eq(scalar(value)),
+            });
+        }
+        let after = match (direction, value) {
+            (SortDirection::Ascending, Scalar::Null) => col(column.column).is_not_null(),
+            (SortDirection::Ascending, value) => col(column.column).gt(scalar(value)),
+            (SortDirection::Descending, Scalar::Null) => constant(false),
+            (SortDirection::Descending, value) if column.nullable => col(column.column)
+                .lt(scalar(value))
+                .or(col(column.column).is_null()),
+            (SortDirection::Descending, value) => col(column.column).lt(scalar(value)),
+        };
+        any = any.add(branch.add(after));
+    }
+    // A redundant bound on the first key lets the planner range-scan its index.
+    let mut condition = Condition::all();
+    if let (Some((first, direction)), Some(value)) = (keys.first(), cursor.first())
+        && !first.nullable
+        && *value != Scalar::Null
+    {
+        condition = condition.add(match direction {
+            SortDirection::Ascending => col(first.column).gte(scalar(value)),
+            SortDirection::Descending => col(first.column).lte(scalar(value)),
+        });
+    }
+    condition.add(any)
+}
+
+fn scalar(value: &Scalar) -> Expr {
+    match value {
+        Scalar::Null => Expr::val(SqlValue::String(None)),
+        Scalar::Integer(number) => Expr::val(*number),
+        Scalar::Text(text) => Expr::val(text.as_str()),
+        Scalar::Boolean(flag) => Expr::val(*flag),
+    }
+}
+
+fn constant(value: bool) -> Expr {
+    Expr::cust(if value { "1 = 1" } else { "1 = 0" })
+}
+
+/// `test`, made false (not NULL) where a nullable column is null.
+fn guarded(column: Column, test: Expr) -> Condition {
+    if column.nullable {
+        Condition::all()
+            .add(col(column.column).is_not_null())
+            .add(test)
+    } else {
+        test.into_condition()
+    }
+}
+
+fn operator(op: CompareOp, left: Expr, right: Expr) -> Expr {
+    match op {
+        CompareOp::Eq => left.eq(right),
+        CompareOp::Ne => left.ne(right),
+        CompareOp::Gt => left.gt(right),
+        CompareOp::Ge => left.gte(right),
+        CompareOp::Lt => left.lt(right),
+        CompareOp::Le => left.lte(right),
+    }
+}
+
+/// A comparison with OData's null rules: `eq null` matches nulls, `ne null` non-nulls; a null
+/// operand makes `eq` false, `ne` true and the ordering comparisons false.
+fn compare(op: CompareOp, left: &Operand, right: &Operand) -> Condition {
+    let column_of = |operand: &Operand| match operand {
+        Operand::Column(column) => Some(*column),
+        Operand::Value(_) => None,
+    };
+    let expression = |operand: &Operand| match operand {
+        Operand::Column(column) => col(column.column),
+        Operand::Value(value) => scalar(value),
+    };
+    let is_null_literal = |operand: &Operand| matches!(operand, Operand::Value(Scalar::Null));
+    if is_null_literal(left) || is_null_literal(right) {
+        let other = if is_null_literal(left) { right } else { left };
+        return match (op, column_of(other)) {
+            (CompareOp::Eq, Some(column)) => col(column.column).is_null().into_condition(),
+            (CompareOp::Ne, Some(column)) => col(column.column).is_not_null().into_condition(),
+            _ => constant(false).into_condition(),
+        };
+    }
+    let nullable: Vec<Column> = [left, right]
+        .into_iter()
+        .filter_map(column_of)
+        .filter(|column| column.nullable)
+        .collect();
+    let test = operator(op, expression(left), expression(right));
+    let both_present = nullable.iter().fold(Condition::all(), |all, column| {
+        all.add(col(column.column).is_not_null())
+    });
+    let equal = |test: Expr| {
+        let mut equal = Condition::any().add(both_present.clone().add(test));
+        if nullable.len() == 2 {
+            equal = equal.add(
+                Condition::all()
+                    .add(col(nullable[0].column).is_null())
+                    .add(col(nullable[1].column).is_null()),
+            );
+        }
+        equal
+    };
+    match op {
+        CompareOp::Eq => equal(test),
+        CompareOp::Ne => equal(operator(CompareOp::Eq, expression(left), expression(right))).not(),
+        _ => both_present.add(test),
     }
 }
 
