@@ -29,6 +29,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print one bearer token signed with the data directory's key (created if missing).
     Token(TokenArgs),
+    /// Fill a tenant with a realistic synthetic fleet (deterministic: same seed, same rows).
+    /// Works while the server runs.
+    Seed(SeedArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -112,4 +115,27 @@ pub struct TokenArgs {
     /// Lifetime in seconds (negative mints an already expired token, for tests).
     #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
     pub expires_in: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct SeedArgs {
+    /// Tenant id to fill.
+    #[arg(long)]
+    pub tenant: String,
+    /// Number of deployment events to create (each with 0-4 policy status details).
+    #[arg(long)]
+    pub count: u64,
+    /// Random seed: the same seed and tenant give identical events on any machine.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Latest event time; events spread over the 90 days before it. `now` uses the clock
+    /// (and so is not reproducible).
+    #[arg(long, default_value = "2026-11-01T00:00:00Z")]
+    pub end: String,
+    /// Data directory of the SQLite database (ignored with --database).
+    #[arg(long, env = "GRAPHPILOT_DATA_DIR", default_value = "./graphpilot-data")]
+    pub data_dir: PathBuf,
+    /// Database URL [default: sqlite://DATA_DIR/graphpilot.db].
+    #[arg(long, env = "GRAPHPILOT_DATABASE")]
+    pub database: Option<String>,
 }

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cli;
 pub mod edm;
 pub mod http;
+pub mod io;
 pub mod model;
 pub mod odata;
 pub mod store;

@@ -3,13 +3,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use graphpilot::app::App;
 use graphpilot::auth::{SigningKey, TokenRequest, mint};
-use graphpilot::cli::{Cli, Command, LogFormat, ServeArgs, TokenArgs};
+use graphpilot::cli::{Cli, Command, LogFormat, SeedArgs, ServeArgs, TokenArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
+        Command::Seed(args) => seed(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,6 +50,11 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
     )?;
     println!("{token}");
     Ok(())
+}
+
+fn seed(args: SeedArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(graphpilot::io::seed::run(args))
 }
 
 fn init_logging(format: LogFormat) {

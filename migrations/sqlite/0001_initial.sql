@@ -56,3 +56,11 @@ CREATE UNIQUE INDEX autopilot_events_key ON autopilot_events (tenant_id, id);
 CREATE UNIQUE INDEX autopilot_events_walk ON autopilot_events (tenant_id, seq);
 CREATE UNIQUE INDEX policy_status_details_key ON policy_status_details (tenant_id, event_id, id);
 CREATE UNIQUE INDEX policy_status_details_walk ON policy_status_details (tenant_id, event_id, seq);
+
+-- Indexes for the queries people run: newest first, by state, by device, by user (docs/odata.md).
+CREATE INDEX autopilot_events_by_time ON autopilot_events (tenant_id, event_date_time, id);
+CREATE INDEX autopilot_events_by_state ON autopilot_events (tenant_id, deployment_state, event_date_time, id);
+CREATE INDEX autopilot_events_by_serial ON autopilot_events (tenant_id, device_serial_number);
+CREATE INDEX autopilot_events_by_user ON autopilot_events (tenant_id, user_principal_name);
+CREATE INDEX autopilot_events_by_device ON autopilot_events (tenant_id, device_id);
+CREATE INDEX autopilot_events_by_enrollment_start ON autopilot_events (tenant_id, enrollment_start_date_time, id);

@@ -85,10 +85,10 @@ impl Store {
             .with_context(|| format!("invalid database URL '{url}'"))?;
         let pragmas = match (dialect, durability) {
             (Dialect::Sqlite, Durability::Full) => {
-                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;"
+                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA cache_size = -131072; PRAGMA temp_store = MEMORY;"
             }
             (Dialect::Sqlite, Durability::Normal) => {
-                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;"
+                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -131072; PRAGMA temp_store = MEMORY;"
             }
             (Dialect::Postgres, _) => "",
         };
@@ -128,12 +128,17 @@ impl Store {
         let readers = pool_options(8).connect_with(options).await?;
         let (writes, receiver) = mpsc::channel(4096);
         let writer_task = tokio::spawn(writer::run(dialect, writer_pool, receiver));
-        Ok(Arc::new(Store {
+        let store = Store {
             dialect,
             readers,
             writes,
             writer_task: Mutex::new(Some(writer_task)),
-        }))
+        };
+        store
+            .finish_bulk_load()
+            .await
+            .context("cannot rebuild the indexes of an interrupted bulk load")?;
+        Ok(Arc::new(store))
     }
 
     /// The SQLite URL of the database file inside a data directory.
@@ -302,6 +307,88 @@ impl Store {
             tenant: tenant.to_string(),
             target,
             if_match,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Prepares a bulk load: when the events table is empty, its non-unique secondary indexes are
+    /// dropped (their definitions kept in `graphpilot_deferred_indexes`) so the load does not
+    /// maintain them row by row; [`Store::finish_bulk_load`] builds them again in one pass. Returns
+    /// whether indexes were deferred.
+    pub async fn begin_bulk_load(&self) -> Result<bool, StoreError> {
+        if self.dialect != Dialect::Sqlite {
+            return Ok(false);
+        }
+        let mut transaction = self.readers.begin().await?;
+        let empty: i64 = sqlx::query("SELECT NOT EXISTS (SELECT 1 FROM autopilot_events)")
+            .fetch_one(&mut *transaction)
+            .await?
+            .try_get(0)?;
+        if empty == 0 {
+            return Ok(false);
+        }
+        let indexes = sqlx::query(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'autopilot_events' \
+             AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'",
+        )
+        .fetch_all(&mut *transaction)
+        .await?;
+        for index in &indexes {
+            let name: String = index.try_get(0)?;
+            let definition: String = index.try_get(1)?;
+            sqlx::query("INSERT INTO graphpilot_deferred_indexes (name, definition) VALUES (?, ?)")
+                .bind(&name)
+                .bind(definition)
+                .execute(&mut *transaction)
+                .await?;
+            // Index names come from our own schema, never from input.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP INDEX \"{name}\"")))
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(!indexes.is_empty())
+    }
+
+    /// Builds every deferred index again (also run at start, after an interrupted load).
+    pub async fn finish_bulk_load(&self) -> Result<(), StoreError> {
+        let mut transaction = self.readers.begin().await?;
+        let deferred = sqlx::query("SELECT name, definition FROM graphpilot_deferred_indexes")
+            .fetch_all(&mut *transaction)
+            .await?;
+        for index in &deferred {
+            let definition: String = index.try_get(1)?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(definition))
+                .execute(&mut *transaction)
+                .await?;
+        }
+        sqlx::query("DELETE FROM graphpilot_deferred_indexes")
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Makes everything committed so far durable and folds the WAL into the database file.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if self.dialect == Dialect::Sqlite {
+            sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.readers)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts many generated deployments in one transaction.
+    pub async fn bulk_insert(
+        &self,
+        tenant: &str,
+        deployments: Vec<crate::io::seed::Deployment>,
+    ) -> Result<(), StoreError> {
+        self.write(WriteOp::Bulk {
+            tenant: tenant.to_string(),
+            deployments,
         })
         .await
         .map(drop)

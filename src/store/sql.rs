@@ -106,36 +106,43 @@ impl Dialect {
         }
     }
 
-    /// `INSERT` of a new entity with all its typed columns and canonical JSON.
+    /// `INSERT` of new entities of one schema (all with a parent event, or none), each with its
+    /// typed columns, canonical JSON and ETag.
     pub fn insert(
         self,
         tenant: &str,
-        parent_event_id: Option<&str>,
         schema: &EntitySchema,
-        entity: &Entity,
-        etag: &str,
+        rows: &[NewRow<'_>],
     ) -> (String, Values) {
+        let has_parent = rows
+            .first()
+            .is_some_and(|row| row.parent_event_id.is_some());
         let mut columns = vec![Alias::new("tenant_id")];
-        let mut values: Vec<Expr> = vec![tenant.into()];
-        if let Some(event_id) = parent_event_id {
+        if has_parent {
             columns.push(Alias::new("event_id"));
-            values.push(event_id.into());
         }
         columns.extend(["id", "etag", "body"].map(Alias::new));
-        values.extend([
-            Expr::from(entity.id.as_str()),
-            etag.into(),
-            entity.to_json(schema).into(),
-        ]);
-        for (property, value) in schema.properties.iter().zip(&entity.values) {
-            columns.push(Alias::new(property.column));
-            values.push(Expr::val(sql_value(value)));
-        }
+        columns.extend(schema.properties.iter().map(|p| Alias::new(p.column)));
         let mut statement = Query::insert();
-        statement
-            .into_table(table(schema))
-            .columns(columns)
-            .values_panic(values);
+        statement.into_table(table(schema)).columns(columns);
+        for row in rows {
+            let mut values: Vec<Expr> = vec![tenant.into()];
+            if let Some(event_id) = row.parent_event_id {
+                values.push(event_id.into());
+            }
+            values.extend([
+                Expr::from(row.entity.id.as_str()),
+                row.etag.into(),
+                row.entity.to_json(schema).into(),
+            ]);
+            values.extend(
+                row.entity
+                    .values
+                    .iter()
+                    .map(|value| Expr::val(sql_value(value))),
+            );
+            statement.values_panic(values);
+        }
         match self {
             Dialect::Sqlite => statement.build(SqliteQueryBuilder),
             Dialect::Postgres => statement.build(PostgresQueryBuilder),
@@ -359,6 +366,13 @@ impl Dialect {
             Predicate::Compare(op, left, right) => compare(*op, left, right),
         }
     }
+}
+
+/// One entity to insert.
+pub struct NewRow<'a> {
+    pub parent_event_id: Option<&'a str>,
+    pub entity: &'a Entity,
+    pub etag: &'a str,
 }
 
 /// What a page is asked for.

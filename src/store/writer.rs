@@ -6,12 +6,15 @@
 use sqlx::{AnyConnection, AnyPool, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::sql::{self, Dialect, Target};
+use super::sql::{self, Dialect, NewRow, Target};
 use super::{StoreError, StoredEntity};
+use crate::io::seed::Deployment;
 use crate::model::{AUTOPILOT_EVENT, Entity, POLICY_STATUS_DETAIL, PatchBody, decode_stored};
 
 /// The most writes one transaction takes.
 const MAX_BATCH: usize = 512;
+/// Rows per multi-row INSERT of a bulk load: under SQLite's 32,766 bound parameters.
+const BULK_ROWS: usize = 500;
 
 /// A validated write, ready to apply.
 #[derive(Debug)]
@@ -36,6 +39,11 @@ pub enum WriteOp {
         tenant: String,
         target: Target,
         if_match: Option<String>,
+    },
+    /// Many new events with their details, in one transaction (seed and import).
+    Bulk {
+        tenant: String,
+        deployments: Vec<Deployment>,
     },
 }
 
@@ -139,22 +147,16 @@ async fn apply(
             details,
         } => {
             let etag = new_etag();
-            let (statement, values) = dialect.insert(tenant, None, &AUTOPILOT_EVENT, event, &etag);
+            let row = NewRow {
+                parent_event_id: None,
+                entity: event,
+                etag: &etag,
+            };
+            let (statement, values) = dialect.insert(tenant, &AUTOPILOT_EVENT, &[row]);
             sql::bind(statement, values)
                 .execute(&mut *connection)
                 .await?;
-            for detail in details {
-                let (statement, values) = dialect.insert(
-                    tenant,
-                    Some(&event.id),
-                    &POLICY_STATUS_DETAIL,
-                    detail,
-                    &new_etag(),
-                );
-                sql::bind(statement, values)
-                    .execute(&mut *connection)
-                    .await?;
-            }
+            insert_details(dialect, connection, tenant, &event.id, details).await?;
             Ok(StoredEntity {
                 etag,
                 body: event.to_json(&AUTOPILOT_EVENT),
@@ -170,8 +172,12 @@ async fn apply(
             };
             select_one(dialect, connection, tenant, &parent).await?;
             let etag = new_etag();
-            let (statement, values) =
-                dialect.insert(tenant, Some(event_id), &POLICY_STATUS_DETAIL, detail, &etag);
+            let row = NewRow {
+                parent_event_id: Some(event_id),
+                entity: detail,
+                etag: &etag,
+            };
+            let (statement, values) = dialect.insert(tenant, &POLICY_STATUS_DETAIL, &[row]);
             sql::bind(statement, values)
                 .execute(&mut *connection)
                 .await?;
@@ -225,7 +231,100 @@ async fn apply(
                 .await?;
             Ok(current)
         }
+        WriteOp::Bulk {
+            tenant,
+            deployments,
+        } => {
+            bulk_insert(dialect, connection, tenant, deployments).await?;
+            Ok(StoredEntity {
+                etag: String::new(),
+                body: format!("{{\"inserted\":{}}}", deployments.len()),
+            })
+        }
     }
+}
+
+/// Inserts many events and their details with multi-row statements.
+async fn bulk_insert(
+    dialect: Dialect,
+    connection: &mut AnyConnection,
+    tenant: &str,
+    deployments: &[Deployment],
+) -> Result<(), StoreError> {
+    let etags: Vec<String> = deployments.iter().map(|_| new_etag()).collect();
+    for (chunk, chunk_etags) in deployments.chunks(BULK_ROWS).zip(etags.chunks(BULK_ROWS)) {
+        let rows: Vec<NewRow> = chunk
+            .iter()
+            .zip(chunk_etags)
+            .map(|(deployment, etag)| NewRow {
+                parent_event_id: None,
+                entity: &deployment.event,
+                etag,
+            })
+            .collect();
+        let (statement, values) = dialect.insert(tenant, &AUTOPILOT_EVENT, &rows);
+        sql::bind(statement, values)
+            .execute(&mut *connection)
+            .await?;
+    }
+    let details: Vec<(&str, &Entity)> = deployments
+        .iter()
+        .flat_map(|d| {
+            d.details
+                .iter()
+                .map(move |detail| (d.event.id.as_str(), detail))
+        })
+        .collect();
+    let detail_etags: Vec<String> = details.iter().map(|_| new_etag()).collect();
+    for (chunk, chunk_etags) in details
+        .chunks(BULK_ROWS * 2)
+        .zip(detail_etags.chunks(BULK_ROWS * 2))
+    {
+        let rows: Vec<NewRow> = chunk
+            .iter()
+            .zip(chunk_etags)
+            .map(|((event_id, detail), etag)| NewRow {
+                parent_event_id: Some(event_id),
+                entity: detail,
+                etag,
+            })
+            .collect();
+        let (statement, values) = dialect.insert(tenant, &POLICY_STATUS_DETAIL, &rows);
+        sql::bind(statement, values)
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Inserts the details of one new event.
+async fn insert_details(
+    dialect: Dialect,
+    connection: &mut AnyConnection,
+    tenant: &str,
+    event_id: &str,
+    details: &[Entity],
+) -> Result<(), StoreError> {
+    if details.is_empty() {
+        return Ok(());
+    }
+    let etags: Vec<String> = details.iter().map(|_| new_etag()).collect();
+    let rows: Vec<NewRow> = details
+        .iter()
+        .zip(&etags)
+        .map(|(detail, etag)| NewRow {
+            parent_event_id: Some(event_id),
+            entity: detail,
+            etag,
+        })
+        .collect();
+    for chunk in rows.chunks(BULK_ROWS * 2) {
+        let (statement, values) = dialect.insert(tenant, &POLICY_STATUS_DETAIL, chunk);
+        sql::bind(statement, values)
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn select_one(

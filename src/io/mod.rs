@@ -1,0 +1,3 @@
+//! Bulk data paths: the deterministic fleet generator behind `graphpilot seed`.
+
+pub mod seed;

@@ -1,0 +1,608 @@
+//! Deterministic synthetic Autopilot deployments that look like a real fleet: the same seed and
+//! tenant give byte-identical events on any machine (ChaCha8 from a fixed seed, no clock, no
+//! hash-map order). Phase durations add up (device setup + account setup = deployment duration ≤
+//! total), end follows start, failures carry plausible details, and each event carries the apps
+//! and policies its Enrollment Status Page tracked.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::cli::SeedArgs;
+use crate::edm::{DateTimeOffset, Duration, Seconds, TICKS_PER_SECOND};
+use crate::model::{AUTOPILOT_EVENT, Entity, POLICY_STATUS_DETAIL, Value};
+use crate::store::{Durability, Store};
+
+/// One generated deployment: the event and its policy status details.
+#[derive(Debug)]
+pub struct Deployment {
+    pub event: Entity,
+    pub details: Vec<Entity>,
+}
+
+/// Picks from weighted choices (weights in any unit).
+fn weighted<'a, T>(rng: &mut ChaCha8Rng, choices: &'a [(T, u32)]) -> &'a T {
+    let total: u32 = choices.iter().map(|(_, weight)| weight).sum();
+    let mut roll = rng.random_range(0..total);
+    for (choice, weight) in choices {
+        if roll < *weight {
+            return choice;
+        }
+        roll -= weight;
+    }
+    &choices[choices.len() - 1].0
+}
+
+fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
+    &items[rng.random_range(0..items.len())]
+}
+
+/// FNV-1a: a stable hash to mix the tenant into the seed (std's hasher is not stable).
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+const ENROLLMENT_TYPES: [(&str, u32); 7] = [
+    ("azureADJoinedWithAutopilotProfile", 55),
+    ("azureADJoinedWithWhiteGlove", 14),
+    ("azureADJoinedUsingDeviceAuthWithAutopilotProfile", 10),
+    ("offlineDomainJoined", 8),
+    ("offlineDomainJoinedWithWhiteGlove", 5),
+    ("azureADJoinedWithOfflineAutopilotProfile", 5),
+    ("offlineDomainJoinedWithOfflineAutopilotProfile", 3),
+];
+
+const OUTCOMES: [(&str, u32); 6] = [
+    ("success", 780),
+    ("failure", 90),
+    ("inProgress", 50),
+    ("successWithTimeout", 40),
+    ("successOnRetry", 30),
+    ("notAttempted", 10),
+];
+
+const PROFILES: [&str; 4] = [
+    "Autopilot - Standard User",
+    "Autopilot - Pre-provisioned",
+    "Autopilot - Kiosk (self-deploying)",
+    "Autopilot - Hybrid Join",
+];
+
+const ESP_PROFILES: [(&str, &str); 3] = [
+    ("ESP - Default", "4f0b2b8e-3c0e-4f7a-9d51-0c2b1f7d6a01"),
+    (
+        "ESP - Frontline Workers",
+        "9a6f5c43-1d2e-4b8a-b7c5-5e0d9c3f2a02",
+    ),
+    ("ESP - Engineering", "c1e7a9d0-6b4f-4e21-8f3a-2d9b7e5c4a03"),
+];
+
+const OS_BUILDS: [(&str, u32); 5] = [
+    ("10.0.19045.4046", 15),
+    ("10.0.22621.3155", 20),
+    ("10.0.22631.3296", 40),
+    ("10.0.26100.2033", 20),
+    ("10.0.26100.2605", 5),
+];
+
+const DEVICE_FAILURES: [&str; 5] = [
+    "0x80180014: MDM enrollment was blocked by a device platform restriction.",
+    "0x800705b4: The Enrollment Status Page timed out while installing required apps during device setup.",
+    "0x81036502: App installation failed during device setup (Microsoft 365 Apps, exit code 17002).",
+    "0x80070774: Hybrid Azure AD join failed: the domain controller could not be reached.",
+    "0x801c03ea: TPM attestation failed during self-deploying mode.",
+];
+
+const ACCOUNT_FAILURES: [&str; 3] = [
+    "0x800705b4: The Enrollment Status Page timed out during account setup.",
+    "0x87d1041c: A required app was not detected after installation during account setup.",
+    "0x80004005: Certificate profile 'Wi-Fi Corp' failed to install during account setup.",
+];
+
+/// (display name, policy type) of what an Enrollment Status Page tracks.
+const TRACKED: [(&str, &str); 10] = [
+    ("Microsoft 365 Apps for enterprise", "application"),
+    ("Company Portal", "appModel"),
+    ("Microsoft Teams", "application"),
+    ("Microsoft Edge", "application"),
+    ("Defender for Endpoint onboarding", "configurationPolicy"),
+    ("BitLocker - Silent encryption", "configurationPolicy"),
+    ("Windows Hello for Business", "configurationPolicy"),
+    ("Wi-Fi Corp (certificate)", "configurationPolicy"),
+    ("Always On VPN", "configurationPolicy"),
+    ("Line-of-business app: Expenses", "appModel"),
+];
+
+const FIRST_NAMES: [&str; 16] = [
+    "ada",
+    "alan",
+    "grace",
+    "linus",
+    "margaret",
+    "dennis",
+    "barbara",
+    "ken",
+    "frances",
+    "edsger",
+    "radia",
+    "tim",
+    "hedy",
+    "john",
+    "katherine",
+    "donald",
+];
+const LAST_NAMES: [&str; 16] = [
+    "lovelace",
+    "turing",
+    "hopper",
+    "torvalds",
+    "hamilton",
+    "ritchie",
+    "liskov",
+    "thompson",
+    "allen",
+    "dijkstra",
+    "perlman",
+    "berners-lee",
+    "lamarr",
+    "backus",
+    "johnson",
+    "knuth",
+];
+
+/// A generator for one tenant. `end` is the latest event time; events spread over the 90 days
+/// before it.
+pub struct FleetGenerator {
+    rng: ChaCha8Rng,
+    domain: String,
+    end: DateTimeOffset,
+    index: u64,
+}
+
+impl FleetGenerator {
+    pub fn new(tenant: &str, seed: u64, end: DateTimeOffset) -> Self {
+        let slug: String = tenant
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(24)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let domain = if slug.is_empty() || slug.chars().all(|c| c.is_ascii_digit()) {
+            "fleet.example.com".to_string()
+        } else {
+            format!("{slug}.onmicrosoft.com")
+        };
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed ^ fnv1a(tenant)),
+            domain,
+            end,
+            index: 0,
+        }
+    }
+
+    fn guid(&mut self) -> String {
+        let mut bytes: [u8; 16] = self.rng.random();
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        uuid::Uuid::from_bytes(bytes).to_string()
+    }
+
+    /// A duration of about `median` seconds, skewed towards long tails like real phases. Only
+    /// IEEE-exact operations (no `ln`/`exp`, whose last bits vary between math libraries), so the
+    /// ticks are the same on every machine.
+    fn phase(&mut self, median_seconds: f64, spread: f64) -> i64 {
+        let u1: f64 = self.rng.random();
+        let u2: f64 = self.rng.random();
+        // The product of two uniforms on [0.55, 1.45]: mean 1, a longer right tail.
+        let factor = (0.55 + 0.9 * u1) * (0.55 + 0.9 * u2);
+        let seconds = median_seconds * (1.0 + 2.0 * spread * (factor - 1.0)).max(0.05);
+        // Whole 100 ns ticks, at least a second.
+        ((seconds * TICKS_PER_SECOND as f64) as i64).max(TICKS_PER_SECOND)
+    }
+
+    fn serial(&mut self) -> String {
+        const ALNUM: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ0123456789";
+        let text = |rng: &mut ChaCha8Rng, length: usize| -> String {
+            (0..length)
+                .map(|_| ALNUM[rng.random_range(0..ALNUM.len())] as char)
+                .collect()
+        };
+        match self.rng.random_range(0..4) {
+            0 => format!("5CG{}", text(&mut self.rng, 7)),
+            1 => format!("PF{}", text(&mut self.rng, 6)),
+            2 => text(&mut self.rng, 7),
+            _ => format!("{:012}", self.rng.random_range(0..1_000_000_000_000_u64)),
+        }
+    }
+
+    pub fn next_deployment(&mut self) -> Deployment {
+        self.index += 1;
+        let schema = &AUTOPILOT_EVENT;
+        let mut event = Entity::with_defaults(schema);
+        event.id = self.guid();
+        let set = |event: &mut Entity, name: &str, value: Value| {
+            let (position, _) = schema.property(name).expect("seeded properties exist");
+            event.values[position] = value;
+        };
+        let enum_value = |name: &str, member: &str| {
+            let (_, property) = schema.property(name).expect("enum property");
+            let crate::model::EdmType::Enum(enum_type) = property.edm else {
+                unreachable!("{name} is an enum")
+            };
+            Value::Enum(enum_type.value_of(member).expect("known member"))
+        };
+        let enrollment_type = *weighted(&mut self.rng, &ENROLLMENT_TYPES);
+        let outcome = *weighted(&mut self.rng, &OUTCOMES);
+        let (esp_name, esp_id) = *pick(&mut self.rng, &ESP_PROFILES);
+        let profile = match enrollment_type {
+            "azureADJoinedUsingDeviceAuthWithAutopilotProfile" => PROFILES[2],
+            t if t.contains("WhiteGlove") => PROFILES[1],
+            t if t.starts_with("offlineDomainJoined") => PROFILES[3],
+            _ => PROFILES[0],
+        };
+        let self_deploying = enrollment_type == "azureADJoinedUsingDeviceAuthWithAutopilotProfile";
+
+        // Times: start somewhere in the 90 days before `end`, phases after it.
+        let window = 90 * 86_400 * TICKS_PER_SECOND;
+        let start = self.end.ticks() - self.rng.random_range(0..window);
+        let preparation = self.phase(100.0, 0.4);
+        let mut device_setup = self.phase(14.0 * 60.0, 0.5);
+        let mut account_setup = if self_deploying {
+            0
+        } else {
+            self.phase(6.0 * 60.0, 0.6)
+        };
+        let oobe = self.phase(150.0, 0.3);
+        let (device_status, account_status, enrollment_state, failure) = match outcome {
+            "failure" => {
+                if self.rng.random_bool(0.6) || self_deploying {
+                    account_setup = 0;
+                    let detail = *pick(&mut self.rng, &DEVICE_FAILURES);
+                    let state = if detail.contains("0x80180014") {
+                        "failed"
+                    } else {
+                        "enrolled"
+                    };
+                    ("failure", "notAttempted", state, Some(detail))
+                } else {
+                    (
+                        "success",
+                        "failure",
+                        "enrolled",
+                        Some(*pick(&mut self.rng, &ACCOUNT_FAILURES)),
+                    )
+                }
+            }
+            "inProgress" => {
+                account_setup = 0;
+                device_setup /= 2;
+                ("inProgress", "notAttempted", "enrolled", None)
+            }
+            "successWithTimeout" => ("successWithTimeout", "success", "enrolled", None),
+            "successOnRetry" => ("success", "successOnRetry", "enrolled", None),
+            "notAttempted" => {
+                device_setup = 0;
+                account_setup = 0;
+                ("notAttempted", "notAttempted", "notContacted", None)
+            }
+            _ => (
+                "success",
+                if self_deploying {
+                    "notAttempted"
+                } else {
+                    "success"
+                },
+                "enrolled",
+                None,
+            ),
+        };
+        let deployment = device_setup + account_setup;
+        let total = deployment + oobe + preparation;
+        let enrollment_start = start + oobe;
+        let registered = start
+            - self.rng.random_range(1..120) * 86_400 * TICKS_PER_SECOND
+            - self.rng.random_range(0..86_400 * TICKS_PER_SECOND);
+        let finished = outcome != "inProgress";
+        let end = if finished {
+            start + total
+        } else {
+            DateTimeOffset::MIN.ticks()
+        };
+        let event_time = if finished { end } else { start + total / 2 };
+        let instant = |ticks: i64| {
+            Value::DateTimeOffset(DateTimeOffset::from_ticks(ticks).unwrap_or(DateTimeOffset::MIN))
+        };
+        let span = |ticks: i64| Value::Duration(Duration::from_ticks(ticks));
+
+        let serial = self.serial();
+        let first = *pick(&mut self.rng, &FIRST_NAMES);
+        let last = *pick(&mut self.rng, &LAST_NAMES);
+        let user_number = self.rng.random_range(1..400);
+        let device_id = self.guid();
+        let user_id = self.guid();
+        set(&mut event, "deviceId", Value::String(device_id));
+        if !self_deploying {
+            set(&mut event, "userId", Value::String(user_id));
+            set(
+                &mut event,
+                "userPrincipalName",
+                Value::String(format!("{first}.{last}{user_number}@{}", self.domain)),
+            );
+        }
+        set(
+            &mut event,
+            "deviceSerialNumber",
+            Value::String(serial.clone()),
+        );
+        set(
+            &mut event,
+            "managedDeviceName",
+            Value::String(format!("AP-{}", &serial[serial.len().saturating_sub(7)..])),
+        );
+        set(&mut event, "eventDateTime", instant(event_time));
+        set(&mut event, "deviceRegisteredDateTime", instant(registered));
+        set(
+            &mut event,
+            "enrollmentStartDateTime",
+            instant(enrollment_start),
+        );
+        set(&mut event, "deploymentStartDateTime", instant(start));
+        set(&mut event, "deploymentEndDateTime", instant(end));
+        set(
+            &mut event,
+            "enrollmentType",
+            enum_value("enrollmentType", enrollment_type),
+        );
+        set(
+            &mut event,
+            "enrollmentState",
+            enum_value("enrollmentState", enrollment_state),
+        );
+        set(
+            &mut event,
+            "deploymentState",
+            enum_value("deploymentState", outcome),
+        );
+        set(
+            &mut event,
+            "deviceSetupStatus",
+            enum_value("deviceSetupStatus", device_status),
+        );
+        set(
+            &mut event,
+            "accountSetupStatus",
+            enum_value("accountSetupStatus", account_status),
+        );
+        set(
+            &mut event,
+            "windowsAutopilotDeploymentProfileDisplayName",
+            Value::String(profile.into()),
+        );
+        set(
+            &mut event,
+            "windows10EnrollmentCompletionPageConfigurationDisplayName",
+            Value::String(esp_name.into()),
+        );
+        set(
+            &mut event,
+            "windows10EnrollmentCompletionPageConfigurationId",
+            Value::String(esp_id.into()),
+        );
+        set(
+            &mut event,
+            "osVersion",
+            Value::String(weighted(&mut self.rng, &OS_BUILDS).to_string()),
+        );
+        set(&mut event, "deploymentDuration", span(deployment));
+        set(
+            &mut event,
+            "deploymentTotalDuration",
+            span(if finished { total } else { 0 }),
+        );
+        set(&mut event, "devicePreparationDuration", span(preparation));
+        set(&mut event, "deviceSetupDuration", span(device_setup));
+        set(&mut event, "accountSetupDuration", span(account_setup));
+        let tracked_count = self.rng.random_range(0..=4_usize);
+        set(
+            &mut event,
+            "targetedAppCount",
+            Value::Int32(self.rng.random_range(3..25)),
+        );
+        set(
+            &mut event,
+            "targetedPolicyCount",
+            Value::Int32(self.rng.random_range(5..40)),
+        );
+        if let Some(failure) = failure {
+            set(
+                &mut event,
+                "enrollmentFailureDetails",
+                Value::String(failure.into()),
+            );
+        }
+
+        let mut details = Vec::with_capacity(tracked_count);
+        let first_tracked = self.rng.random_range(0..TRACKED.len());
+        for offset in 0..tracked_count {
+            let (name, policy_type) = TRACKED[(first_tracked + offset) % TRACKED.len()];
+            let failed = failure.is_some() && offset == 0;
+            let status = match (failed, policy_type) {
+                (true, _) => "error",
+                (false, "configurationPolicy") => "compliant",
+                _ => "installed",
+            };
+            let mut detail = Entity::with_defaults(&POLICY_STATUS_DETAIL);
+            detail.id = self.guid();
+            let reported = if finished { end } else { event_time };
+            detail.values = vec![
+                Value::String(name.into()),
+                enum_detail("policyType", policy_type),
+                enum_detail("complianceStatus", status),
+                Value::Boolean(self.rng.random_bool(0.8)),
+                instant(reported - self.rng.random_range(0..600) * TICKS_PER_SECOND),
+                Value::Int32(if failed { -2_016_345_060 } else { 0 }),
+            ];
+            details.push(detail);
+        }
+        Deployment { event, details }
+    }
+}
+
+/// Events per transaction: large enough to amortise commits, small enough that a running server's
+/// writes are not held up for long.
+const CHUNK: u64 = 10_000;
+
+/// `graphpilot seed`: generates in one thread while the previous chunk is written in another.
+pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
+    let end = if args.end == "now" {
+        DateTimeOffset::now()
+    } else {
+        DateTimeOffset::parse(&args.end, Seconds::Required)
+            .map_err(|reason| anyhow::anyhow!("--end '{}': {reason}", args.end))?
+    };
+    let url = match &args.database {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&args.data_dir).with_context(|| {
+                format!(
+                    "cannot create the data directory {}",
+                    args.data_dir.display()
+                )
+            })?;
+            Store::sqlite_url(&args.data_dir)
+        }
+    };
+    // Commits of a load need not reach the disk one by one: the load is acknowledged only at the
+    // end, after a checkpoint that does (see Store::checkpoint). The WAL keeps the file consistent.
+    let store = Store::open(&url, Durability::Normal).await?;
+    let bar = ProgressBar::new(args.count).with_style(
+        ProgressStyle::with_template(
+            "{spinner} seeding {msg} [{bar:40}] {human_pos}/{human_len} events ({per_sec}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(args.tenant.clone());
+    let deferred = store.begin_bulk_load().await?;
+    let clock = Instant::now();
+    let mut generator = FleetGenerator::new(&args.tenant, args.seed, end);
+    let mut pending: Option<(
+        u64,
+        tokio::task::JoinHandle<Result<(), crate::store::StoreError>>,
+    )> = None;
+    let mut generated = 0;
+    let mut details = 0;
+    while generated < args.count {
+        let size = CHUNK.min(args.count - generated);
+        let chunk: Vec<Deployment> = (0..size).map(|_| generator.next_deployment()).collect();
+        details += chunk.iter().map(|d| d.details.len() as u64).sum::<u64>();
+        generated += size;
+        if let Some((written, task)) = pending.take() {
+            task.await??;
+            bar.inc(written);
+        }
+        let store = store.clone();
+        let tenant = args.tenant.clone();
+        pending = Some((
+            size,
+            tokio::spawn(async move { store.bulk_insert(&tenant, chunk).await }),
+        ));
+    }
+    if let Some((written, task)) = pending.take() {
+        task.await??;
+        bar.inc(written);
+    }
+    if deferred {
+        bar.set_message(format!("{}: building indexes", args.tenant));
+        store.finish_bulk_load().await?;
+    }
+    store.checkpoint().await?;
+    bar.finish_and_clear();
+    store.close().await;
+    println!(
+        "seeded {} events and {details} policy status details into tenant '{}' in {:.1} s (seed {})",
+        args.count,
+        args.tenant,
+        clock.elapsed().as_secs_f64(),
+        args.seed
+    );
+    Ok(())
+}
+
+fn enum_detail(name: &str, member: &str) -> Value {
+    let (_, property) = POLICY_STATUS_DETAIL.property(name).expect("detail enum");
+    let crate::model::EdmType::Enum(enum_type) = property.edm else {
+        unreachable!("{name} is an enum")
+    };
+    Value::Enum(enum_type.value_of(member).expect("known member"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edm::Seconds;
+    use crate::model::decode_stored;
+
+    fn end() -> DateTimeOffset {
+        DateTimeOffset::parse("2026-11-01T00:00:00Z", Seconds::Required).unwrap()
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_fleet_and_another_seed_another() {
+        let json = |seed| {
+            let mut generator = FleetGenerator::new("contoso", seed, end());
+            (0..50)
+                .map(|_| generator.next_deployment().event.to_json(&AUTOPILOT_EVENT))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(json(7), json(7));
+        assert_ne!(json(7), json(8));
+    }
+
+    #[test]
+    fn generated_events_are_valid_and_their_phases_add_up() {
+        let mut generator = FleetGenerator::new("contoso", 1, end());
+        let get = |entity: &Entity, name: &str| {
+            entity.values[AUTOPILOT_EVENT.property(name).unwrap().0].clone()
+        };
+        let ticks = |value: Value| match value {
+            Value::Duration(d) => d.ticks(),
+            Value::DateTimeOffset(t) => t.ticks(),
+            other => panic!("{other:?}"),
+        };
+        let mut failures = 0;
+        for _ in 0..2000 {
+            let deployment = generator.next_deployment();
+            let event = &deployment.event;
+            let json = event.to_json(&AUTOPILOT_EVENT);
+            assert_eq!(&decode_stored(&AUTOPILOT_EVENT, &json).unwrap(), event);
+            let device = ticks(get(event, "deviceSetupDuration"));
+            let account = ticks(get(event, "accountSetupDuration"));
+            let total = ticks(get(event, "deploymentTotalDuration"));
+            assert_eq!(ticks(get(event, "deploymentDuration")), device + account);
+            let start = ticks(get(event, "deploymentStartDateTime"));
+            let finish = ticks(get(event, "deploymentEndDateTime"));
+            if finish != 0 {
+                assert!(device + account <= total);
+                assert!(finish >= start);
+            }
+            if get(event, "deploymentState") == Value::Enum(3) {
+                failures += 1;
+                assert!(matches!(
+                    get(event, "enrollmentFailureDetails"),
+                    Value::String(_)
+                ));
+            }
+            assert!(deployment.details.len() <= 4);
+        }
+        assert!(
+            (100..300).contains(&failures),
+            "about 9% failures, got {failures}"
+        );
+    }
+}
