@@ -6,6 +6,7 @@ mod crud;
 mod details;
 mod durability;
 mod helpers;
+mod odata;
 mod paging;
 mod sdk_js;
 mod throttling;
