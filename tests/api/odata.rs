@@ -48,6 +48,9 @@ fn id_set(events: &[Value]) -> HashSet<String> {
     ids(events).into_iter().collect()
 }
 
+/// What a filter should keep, decided in the test from the JSON alone.
+type Expectation = Box<dyn Fn(&Value) -> bool>;
+
 /// Ids of `events` for which `keep` holds.
 fn expected(events: &[Value], keep: impl Fn(&Value) -> bool) -> HashSet<String> {
     id_set(
@@ -70,7 +73,7 @@ async fn filters_select_exactly_the_matching_events() {
     let everything = all_events(&app, "").await;
     assert_eq!(everything.len(), 400);
     let text = |e: &Value, p: &str| e[p].as_str().map(str::to_string);
-    let cases: Vec<(&str, Box<dyn Fn(&Value) -> bool>)> = vec![
+    let cases: Vec<(&str, Expectation)> = vec![
         (
             "deploymentState eq 'failure'",
             Box::new(|e| e["deploymentState"] == "failure"),
