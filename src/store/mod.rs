@@ -6,6 +6,9 @@
 pub mod sql;
 mod writer;
 
+#[cfg(test)]
+mod filter_oracle_tests;
+
 use std::path::Path;
 use std::sync::Arc;
 
