@@ -15,7 +15,9 @@ fn scalar_of(entity: &Entity, column: &Column) -> Scalar {
     if column.column == "id" {
         return Scalar::Text(entity.id.clone());
     }
-    let (position, _) = AUTOPILOT_EVENT.property(column.name).expect("bound columns exist");
+    let (position, _) = AUTOPILOT_EVENT
+        .property(column.name)
+        .expect("bound columns exist");
     match &entity.values[position] {
         Value::Null => Scalar::Null,
         Value::String(text) => Scalar::Text(text.clone()),
@@ -128,14 +130,26 @@ fn filter_strategy(pools: Pools) -> impl Strategy<Value = String> {
         "successOnRetry",
     ]);
     let enums = prop_oneof![
-        (comparison.clone(), states.clone()).prop_map(|(op, s)| format!("deploymentState {op} '{s}'")),
-        (states.clone(), states.clone()).prop_map(|(a, b)| format!("accountSetupStatus in ('{a}', '{b}')")),
+        (comparison.clone(), states.clone())
+            .prop_map(|(op, s)| format!("deploymentState {op} '{s}'")),
+        (states.clone(), states.clone())
+            .prop_map(|(a, b)| format!("accountSetupStatus in ('{a}', '{b}')")),
         states.prop_map(|s| format!("deviceSetupStatus has '{s}'")),
-        prop::sample::select(vec!["azureADJoinedWithWhiteGlove", "offlineDomainJoined", "unknown"])
-            .prop_map(|m| format!("enrollmentType has microsoft.graph.windowsAutopilotEnrollmentType'{m}'")),
+        prop::sample::select(vec![
+            "azureADJoinedWithWhiteGlove",
+            "offlineDomainJoined",
+            "unknown"
+        ])
+        .prop_map(|m| format!(
+            "enrollmentType has microsoft.graph.windowsAutopilotEnrollmentType'{m}'"
+        )),
     ];
     let times = (
-        prop::sample::select(vec!["eventDateTime", "deploymentEndDateTime", "enrollmentStartDateTime"]),
+        prop::sample::select(vec![
+            "eventDateTime",
+            "deploymentEndDateTime",
+            "enrollmentStartDateTime",
+        ]),
         comparison.clone(),
         prop::sample::select(instants),
     )
@@ -171,31 +185,57 @@ struct Pools {
 }
 
 fn pools(fleet: &[Deployment]) -> Pools {
-    let text = |entity: &Entity, name: &str| match &entity.values[AUTOPILOT_EVENT.property(name).unwrap().0] {
+    let text = |entity: &Entity, name: &str| match &entity.values
+        [AUTOPILOT_EVENT.property(name).unwrap().0]
+    {
         Value::String(text) => Some(text.clone()),
         _ => None,
     };
     let events: Vec<&Entity> = fleet.iter().map(|d| &d.event).collect();
-    let serials: Vec<String> = events.iter().filter_map(|e| text(e, "deviceSerialNumber")).take(40).collect();
-    let upns: Vec<String> = events.iter().filter_map(|e| text(e, "userPrincipalName")).take(40).collect();
+    let serials: Vec<String> = events
+        .iter()
+        .filter_map(|e| text(e, "deviceSerialNumber"))
+        .take(40)
+        .collect();
+    let upns: Vec<String> = events
+        .iter()
+        .filter_map(|e| text(e, "userPrincipalName"))
+        .take(40)
+        .collect();
     let instants = events
         .iter()
         .take(40)
-        .map(|e| match &e.values[AUTOPILOT_EVENT.property("eventDateTime").unwrap().0] {
-            Value::DateTimeOffset(instant) => instant.to_string(),
-            other => panic!("{other:?}"),
-        })
-        .chain(["0001-01-01T00:00:00Z".to_string(), "2026-10-01T00:00:00+02:00".to_string()])
+        .map(
+            |e| match &e.values[AUTOPILOT_EVENT.property("eventDateTime").unwrap().0] {
+                Value::DateTimeOffset(instant) => instant.to_string(),
+                other => panic!("{other:?}"),
+            },
+        )
+        .chain([
+            "0001-01-01T00:00:00Z".to_string(),
+            "2026-10-01T00:00:00+02:00".to_string(),
+        ])
         .collect();
     let durations = vec!["PT0S", "PT5M", "PT15M", "PT25M30.5S", "PT1H", "P1D"]
         .into_iter()
         .map(String::from)
         .collect();
-    let substrings = vec!["5CG", "PF", "10.0.2", ".onmicrosoft.com", "timed out", "Autopilot", "AP-", "a", "", "Z"]
-        .into_iter()
-        .map(String::from)
-        .chain(serials.iter().take(5).map(|s| s[1..4].to_string()))
-        .collect();
+    let substrings = vec![
+        "5CG",
+        "PF",
+        "10.0.2",
+        ".onmicrosoft.com",
+        "timed out",
+        "Autopilot",
+        "AP-",
+        "a",
+        "",
+        "Z",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(serials.iter().take(5).map(|s| s[1..4].to_string()))
+    .collect();
     Pools {
         serials,
         upns,

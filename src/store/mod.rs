@@ -391,7 +391,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write(WriteOp::Bulk {
             tenant: tenant.to_string(),
-            deployments,
+            deployments: Arc::new(deployments),
         })
         .await
         .map(drop)

@@ -3,6 +3,8 @@
 //! alone) and commits them together: many acknowledged writes share one fsync. A write's reply is
 //! sent only after the commit that holds it has returned.
 
+use std::sync::Arc;
+
 use sqlx::{AnyConnection, AnyPool, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
@@ -43,7 +45,7 @@ pub enum WriteOp {
     /// Many new events with their details, in one transaction (seed and import).
     Bulk {
         tenant: String,
-        deployments: Vec<Deployment>,
+        deployments: Arc<Vec<Deployment>>,
     },
 }
 
@@ -244,28 +246,56 @@ async fn apply(
     }
 }
 
-/// Inserts many events and their details with multi-row statements.
+/// Inserts many events and their details with multi-row statements. The statements are built
+/// on a blocking thread while the previous one executes, so building and SQLite overlap.
 async fn bulk_insert(
     dialect: Dialect,
     connection: &mut AnyConnection,
     tenant: &str,
-    deployments: &[Deployment],
+    deployments: &Arc<Vec<Deployment>>,
 ) -> Result<(), StoreError> {
-    let etags: Vec<String> = deployments.iter().map(|_| new_etag()).collect();
-    for (chunk, chunk_etags) in deployments.chunks(BULK_ROWS).zip(etags.chunks(BULK_ROWS)) {
+    let (statements, mut ready) = mpsc::channel::<BoundQuery>(2);
+    let builder = {
+        let deployments = deployments.clone();
+        let tenant = tenant.to_string();
+        tokio::task::spawn_blocking(move || {
+            build_bulk_statements(dialect, &tenant, &deployments, &statements)
+        })
+    };
+    while let Some(query) = ready.recv().await {
+        query.execute(&mut *connection).await?;
+    }
+    builder
+        .await
+        .map_err(|error| anyhow::anyhow!("the bulk statement builder failed: {error}"))?;
+    Ok(())
+}
+
+/// A statement with its arguments bound, ready to execute.
+type BoundQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Sends the INSERT statements of a bulk load, events first; stops early if nobody listens.
+fn build_bulk_statements(
+    dialect: Dialect,
+    tenant: &str,
+    deployments: &[Deployment],
+    statements: &mpsc::Sender<BoundQuery>,
+) {
+    let send = |(statement, values)| statements.blocking_send(sql::bind(statement, values));
+    for chunk in deployments.chunks(BULK_ROWS) {
+        let etags: Vec<String> = chunk.iter().map(|_| new_etag()).collect();
         let rows: Vec<NewRow> = chunk
             .iter()
-            .zip(chunk_etags)
+            .zip(&etags)
             .map(|(deployment, etag)| NewRow {
                 parent_event_id: None,
                 entity: &deployment.event,
                 etag,
             })
             .collect();
-        let (statement, values) = dialect.insert(tenant, &AUTOPILOT_EVENT, &rows);
-        sql::bind(statement, values)
-            .execute(&mut *connection)
-            .await?;
+        if send(dialect.insert(tenant, &AUTOPILOT_EVENT, &rows)).is_err() {
+            return;
+        }
     }
     let details: Vec<(&str, &Entity)> = deployments
         .iter()
@@ -275,26 +305,21 @@ async fn bulk_insert(
                 .map(move |detail| (d.event.id.as_str(), detail))
         })
         .collect();
-    let detail_etags: Vec<String> = details.iter().map(|_| new_etag()).collect();
-    for (chunk, chunk_etags) in details
-        .chunks(BULK_ROWS * 2)
-        .zip(detail_etags.chunks(BULK_ROWS * 2))
-    {
+    for chunk in details.chunks(BULK_ROWS * 2) {
+        let etags: Vec<String> = chunk.iter().map(|_| new_etag()).collect();
         let rows: Vec<NewRow> = chunk
             .iter()
-            .zip(chunk_etags)
+            .zip(&etags)
             .map(|((event_id, detail), etag)| NewRow {
                 parent_event_id: Some(event_id),
                 entity: detail,
                 etag,
             })
             .collect();
-        let (statement, values) = dialect.insert(tenant, &POLICY_STATUS_DETAIL, &rows);
-        sql::bind(statement, values)
-            .execute(&mut *connection)
-            .await?;
+        if send(dialect.insert(tenant, &POLICY_STATUS_DETAIL, &rows)).is_err() {
+            return;
+        }
     }
-    Ok(())
 }
 
 /// Inserts the details of one new event.
