@@ -1,5 +1,6 @@
 -- wrk script for graphpilot's load benchmark. Environment:
---   BENCH_MODE   get | patch | post | list | health
+--   BENCH_MODE   get | patch | post | list | health | path
+--   BENCH_PATH   request path and query (path)
 --   BENCH_TOKEN  bearer token
 --   BENCH_IDS    file with one event id per line (get, patch)
 -- Prints one line "RESULT <requests/s> <p50 µs> <p99 µs> <non-2xx> <socket errors>".
@@ -27,6 +28,8 @@ request = function()
   elseif mode == "post" then
     local body = '{"deviceSerialNumber":"BENCH-' .. counter .. '","deploymentState":"success","eventDateTime":"2026-01-01T00:00:00Z"}'
     return wrk.format("POST", events, headers, body)
+  elseif mode == "path" then
+    return wrk.format("GET", os.getenv("BENCH_PATH"), headers)
   elseif mode == "list" then
     return wrk.format("GET", events .. "?$top=50", headers)
   end
