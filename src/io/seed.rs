@@ -521,6 +521,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         bar.set_message(format!("{}: building indexes", args.tenant));
         store.finish_bulk_load().await?;
     }
+    store.analyze().await?;
     store.checkpoint().await?;
     bar.finish_and_clear();
     store.close().await;

@@ -141,6 +141,13 @@ impl Store {
             .finish_bulk_load()
             .await
             .context("cannot rebuild the indexes of an interrupted bulk load")?;
+        if dialect == Dialect::Sqlite {
+            // Analyses the tables whose statistics are missing or stale (cheap otherwise).
+            sqlx::raw_sql("PRAGMA analysis_limit = 2000; PRAGMA optimize = 0x10002;")
+                .execute(&store.readers)
+                .await
+                .context("cannot refresh the query planner's statistics")?;
+        }
         Ok(Arc::new(store))
     }
 
@@ -370,6 +377,19 @@ impl Store {
             .execute(&mut *transaction)
             .await?;
         transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Refreshes the planner's statistics (after bulk loads): without them SQLite may walk the
+    /// time index instead of the state index for a keyset page, scanning ten times the rows.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        let statement = match self.dialect {
+            Dialect::Sqlite => "PRAGMA analysis_limit = 2000; ANALYZE;",
+            Dialect::Postgres => "ANALYZE autopilot_events; ANALYZE policy_status_details;",
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&self.readers)
+            .await?;
         Ok(())
     }
 

@@ -425,6 +425,20 @@ fn keyset_after(keys: &SortKeys, cursor: &[Scalar]) -> Condition {
         }
         SortKeys::Columns(keys) => keys,
     };
+    // One direction and no nulls: a row-value comparison, which both databases turn into a single
+    // index seek (the OR expansion below makes SQLite scan from the start of the range).
+    let uniform = keys.iter().all(|(column, direction)| {
+        !column.nullable && *direction == keys[0].1
+    });
+    if uniform && !cursor.contains(&Scalar::Null) {
+        let columns = Expr::tuple(keys.iter().map(|(column, _)| col(column.column)));
+        let values = Expr::tuple(cursor.iter().map(scalar));
+        return match keys[0].1 {
+            SortDirection::Ascending => columns.gt(values),
+            SortDirection::Descending => columns.lt(values),
+        }
+        .into_condition();
+    }
     let mut any = Condition::any();
     for (index, ((column, direction), value)) in keys.iter().zip(cursor).enumerate() {
         let mut branch = Condition::all();
