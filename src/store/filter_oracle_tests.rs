@@ -246,18 +246,45 @@ fn pools(fleet: &[Deployment]) -> Pools {
 }
 
 #[test]
-fn sql_and_the_in_memory_evaluator_select_the_same_events() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+fn sqlite_and_the_in_memory_evaluator_select_the_same_events() {
     let directory = tempfile::tempdir().unwrap();
+    same_events_through_sql_and_evaluator(&Store::sqlite_url(directory.path()));
+}
+
+/// The same on PostgreSQL, when the suite is given one (`GRAPHPILOT_TEST_POSTGRES`).
+#[test]
+fn postgres_and_the_in_memory_evaluator_select_the_same_events() {
+    let Some(server) = std::env::var("GRAPHPILOT_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        return;
+    };
+    let server = server.trim_end_matches('/').to_string();
+    let name = format!("gp_test_{}", uuid::Uuid::new_v4().simple());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        sqlx::any::install_default_drivers();
+        let mut connection =
+            <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("{server}/postgres"))
+                .await
+                .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    });
+    same_events_through_sql_and_evaluator(&format!("{server}/{name}"));
+}
+
+fn same_events_through_sql_and_evaluator(url: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     let end = DateTimeOffset::parse("2026-11-01T00:00:00Z", Seconds::Required).unwrap();
     let mut generator = FleetGenerator::new("oracle", 42, end);
     let fleet: Vec<Deployment> = (0..400).map(|_| generator.next_deployment()).collect();
     let events: Vec<Entity> = fleet.iter().map(|d| d.event.clone()).collect();
     let strategy = filter_strategy(pools(&fleet));
     let store = runtime.block_on(async {
-        let store = Store::open(&Store::sqlite_url(directory.path()), Durability::Normal)
-            .await
-            .unwrap();
+        let store = Store::open(url, Durability::Normal).await.unwrap();
         store.bulk_insert("oracle", fleet).await.unwrap();
         store
     });

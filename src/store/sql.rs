@@ -427,9 +427,9 @@ fn keyset_after(keys: &SortKeys, cursor: &[Scalar]) -> Condition {
     };
     // One direction and no nulls: a row-value comparison, which both databases turn into a single
     // index seek (the OR expansion below makes SQLite scan from the start of the range).
-    let uniform = keys.iter().all(|(column, direction)| {
-        !column.nullable && *direction == keys[0].1
-    });
+    let uniform = keys
+        .iter()
+        .all(|(column, direction)| !column.nullable && *direction == keys[0].1);
     if uniform && !cursor.contains(&Scalar::Null) {
         let columns = Expr::tuple(keys.iter().map(|(column, _)| col(column.column)));
         let values = Expr::tuple(cursor.iter().map(scalar));

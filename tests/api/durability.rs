@@ -56,8 +56,9 @@ async fn assert_all_present(app: &TestApp, acknowledged: &[(String, String)]) {
 #[tokio::test]
 async fn every_acknowledged_write_survives_kill_9_mid_burst() {
     let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::fresh(dir.path()).await;
     let options = Options::default();
-    let mut app = start_on(dir.path(), &options).await;
+    let mut app = start_on(&storage, &options).await;
     let (acknowledged, tasks) = write_burst(&app, 16);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     app.kill_hard().await;
@@ -70,15 +71,16 @@ async fn every_acknowledged_write_survives_kill_9_mid_burst() {
         "the burst wrote something ({})",
         acknowledged.len()
     );
-    let restarted = start_on(dir.path(), &options).await;
+    let restarted = start_on(&storage, &options).await;
     assert_all_present(&restarted, &acknowledged).await;
 }
 
 #[tokio::test]
 async fn sigterm_under_load_finishes_requests_exits_0_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::fresh(dir.path()).await;
     let options = Options::default();
-    let mut app = start_on(dir.path(), &options).await;
+    let mut app = start_on(&storage, &options).await;
     let (acknowledged, tasks) = write_burst(&app, 8);
     tokio::time::sleep(Duration::from_millis(800)).await;
     let status = app.terminate().await;
@@ -88,6 +90,6 @@ async fn sigterm_under_load_finishes_requests_exits_0_and_loses_nothing() {
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(!acknowledged.is_empty());
-    let restarted = start_on(dir.path(), &options).await;
+    let restarted = start_on(&storage, &options).await;
     assert_all_present(&restarted, &acknowledged).await;
 }

@@ -1,5 +1,8 @@
 //! Spawns the real `graphpilot` binary on a free port with a fresh data directory, and gives tests
 //! one helper per endpoint so they read like user stories.
+//!
+//! The backend is SQLite unless `GRAPHPILOT_TEST_POSTGRES` names a PostgreSQL server
+//! (`postgres://postgres@127.0.0.1:5432`): then every test gets a fresh database of its own.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,10 +20,59 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_graphpilot")
 }
 
+/// Where a server keeps its data: the data directory (keys, and the SQLite file) and, on
+/// PostgreSQL, the database URL.
+#[derive(Clone)]
+pub struct Storage {
+    pub data_dir: PathBuf,
+    pub database: Option<String>,
+}
+
+impl Storage {
+    /// Fresh storage in `data_dir`: a new PostgreSQL database when the suite runs on PostgreSQL.
+    pub async fn fresh(data_dir: &Path) -> Storage {
+        let database = match std::env::var("GRAPHPILOT_TEST_POSTGRES") {
+            Ok(server) if !server.is_empty() => {
+                let name = format!("gp_test_{}", uuid::Uuid::new_v4().simple());
+                sqlx::any::install_default_drivers();
+                let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&format!(
+                    "{}/postgres",
+                    server.trim_end_matches('/')
+                ))
+                .await
+                .expect("the PostgreSQL server of GRAPHPILOT_TEST_POSTGRES answers");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut connection)
+                    .await
+                    .expect("create the test database");
+                Some(format!("{}/{name}", server.trim_end_matches('/')))
+            }
+            _ => None,
+        };
+        Storage {
+            data_dir: data_dir.to_path_buf(),
+            database,
+        }
+    }
+
+    /// The flags that point a command at this storage.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--data-dir".to_string(),
+            self.data_dir.display().to_string(),
+        ];
+        if let Some(database) = &self.database {
+            args.extend(["--database".to_string(), database.clone()]);
+        }
+        args
+    }
+}
+
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     pub root: String,
     pub data_dir: PathBuf,
+    pub storage: Storage,
     pub client: Client,
     /// A read-write application token for tenant `contoso`.
     pub token: String,
@@ -50,17 +102,19 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut app = start_on(dir.path(), &options).await;
+    let storage = Storage::fresh(dir.path()).await;
+    let mut app = start_on(&storage, &options).await;
     app._dir = Some(dir);
     app
 }
 
-/// Starts a server on an existing data directory (for restarts); the caller keeps the directory.
-pub async fn start_on(data_dir: &Path, options: &Options) -> TestApp {
+/// Starts a server on existing storage (for restarts); the caller keeps the directory.
+pub async fn start_on(storage: &Storage, options: &Options) -> TestApp {
+    let data_dir = storage.data_dir.as_path();
     let mut command = Command::new(binary());
     command
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(storage.args())
         .args(["--throttling", options.throttling])
         .args(["--page-size", &options.page_size.to_string()])
         .args(&options.extra)
@@ -87,6 +141,7 @@ pub async fn start_on(data_dir: &Path, options: &Options) -> TestApp {
     TestApp {
         root,
         data_dir: data_dir.to_path_buf(),
+        storage: storage.clone(),
         client: Client::builder().build().expect("http client"),
         token,
         child: Some(child),

@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// Seeds `count` events into tenant contoso of the running app's data directory.
+/// Seeds `count` events into tenant contoso of the running app's storage.
 fn seed(app: &TestApp, count: u32, seed: u32) {
     let output = std::process::Command::new(binary())
-        .args(["seed", "--data-dir"])
-        .arg(&app.data_dir)
+        .arg("seed")
+        .args(app.storage.args())
         .args([
             "--tenant",
             "contoso",
