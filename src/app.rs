@@ -17,6 +17,20 @@ use crate::http::throttle::{INTUNE, Throttle};
 use crate::http::{AppState, router};
 use crate::store::{Dialect, Store};
 
+/// The signing key: the data directory's, or on a shared database the one all nodes share.
+pub async fn shared_key(store: &Store, data_dir: &std::path::Path) -> anyhow::Result<SigningKey> {
+    let local = SigningKey::load_or_create(data_dir)?;
+    let shared = store
+        .shared_signing_key(&local.pem)
+        .await
+        .context("cannot read the shared signing key from the database")?;
+    if shared == local.pem {
+        Ok(local)
+    } else {
+        SigningKey::from_pem(&shared).context("the shared signing key in the database is invalid")
+    }
+}
+
 pub struct App {
     listener: TcpListener,
     state: Arc<AppState>,
@@ -26,12 +40,12 @@ pub struct App {
 
 impl App {
     pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
-        let key = SigningKey::load_or_create(&args.data_dir)?;
         let url = args
             .database
             .clone()
             .unwrap_or_else(|| Store::sqlite_url(&args.data_dir));
         let store = Store::open(&url, args.durability).await?;
+        let key = shared_key(&store, &args.data_dir).await?;
         let throttle = Throttle::new(match args.throttling {
             Throttling::Intune => Some(INTUNE),
             Throttling::Off => None,

@@ -97,6 +97,9 @@ pub struct TokenArgs {
     /// The data directory whose key signs the token (the one the server uses).
     #[arg(long, env = "GRAPHPILOT_DATA_DIR", default_value = "./graphpilot-data")]
     pub data_dir: PathBuf,
+    /// A shared PostgreSQL database: sign with the key all its nodes share.
+    #[arg(long, env = "GRAPHPILOT_DATABASE")]
+    pub database: Option<String>,
     /// Tenant id (the `tid` claim): every event belongs to one tenant.
     #[arg(long)]
     pub tenant: String,

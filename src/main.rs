@@ -4,6 +4,7 @@ use clap::Parser;
 use graphpilot::app::App;
 use graphpilot::auth::{SigningKey, TokenRequest, mint};
 use graphpilot::cli::{Cli, Command, LogFormat, SeedArgs, ServeArgs, TokenArgs};
+use graphpilot::store::{Durability, Store};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,7 +37,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {
-    let key = SigningKey::load_or_create(&args.data_dir)?;
+    let key = match &args.database {
+        Some(url) if !url.starts_with("sqlite:") => {
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let store = Store::open(url, Durability::Full).await?;
+                let key = graphpilot::app::shared_key(&store, &args.data_dir).await;
+                store.close().await;
+                key
+            })?
+        }
+        _ => SigningKey::load_or_create(&args.data_dir)?,
+    };
     let token = mint(
         &key,
         &TokenRequest {

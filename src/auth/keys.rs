@@ -25,6 +25,8 @@ pub struct SigningKey {
     pub jwk: serde_json::Value,
     /// A secret for MACs over server-issued opaque values (`$skiptoken`), derived from the key.
     pub mac_secret: [u8; 32],
+    /// The private key as PKCS#8 PEM, for sharing through the database. Never logged.
+    pub pem: String,
 }
 
 impl SigningKey {
@@ -51,12 +53,16 @@ impl SigningKey {
         }
         let pem = fs::read_to_string(&path)
             .with_context(|| format!("cannot read the signing key {}", path.display()))?;
-        let der = from_pem(&pem)
-            .with_context(|| format!("{} is not a PKCS#8 PEM private key", path.display()))?;
-        Self::from_pkcs8(&der)
+        Self::from_pem(&pem).with_context(|| format!("bad signing key file {}", path.display()))
     }
 
-    fn from_pkcs8(der: &[u8]) -> anyhow::Result<Self> {
+    /// A key from its PKCS#8 PEM text.
+    pub fn from_pem(pem: &str) -> anyhow::Result<Self> {
+        let der = from_pem(pem).context("not a PKCS#8 PEM private key")?;
+        Self::from_pkcs8(&der, pem)
+    }
+
+    fn from_pkcs8(der: &[u8], pem: &str) -> anyhow::Result<Self> {
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
             .map_err(|_| anyhow::anyhow!("the signing key is not a P-256 PKCS#8 key"))?;
         // Uncompressed SEC1 point: 0x04 || x || y.
@@ -82,6 +88,7 @@ impl SigningKey {
             kid,
             jwk,
             mac_secret,
+            pem: pem.to_string(),
         })
     }
 }

@@ -98,6 +98,7 @@ impl Store {
         let pool_options = |size: u32| {
             AnyPoolOptions::new()
                 .max_connections(size)
+                .acquire_timeout(std::time::Duration::from_secs(10))
                 .min_connections(1)
                 .after_connect(move |connection, _| {
                     Box::pin(async move {
@@ -110,6 +111,12 @@ impl Store {
                     })
                 })
         };
+        // One direct connection first: a refused or unknown database fails here at once, where a
+        // pool would retry until its acquire timeout.
+        let probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(url)))?;
+        sqlx::Connection::close(probe).await.ok();
         let writer_pool = pool_options(1)
             .connect_with(options.clone())
             .await
@@ -378,6 +385,25 @@ impl Store {
             .await?;
         transaction.commit().await?;
         Ok(())
+    }
+
+    /// The signing key every node of this database uses. On PostgreSQL (several nodes) the first
+    /// node to start publishes `candidate_pem` and all nodes then use what is published; an
+    /// embedded SQLite file has one node, whose data-directory key is the key.
+    pub async fn shared_signing_key(&self, candidate_pem: &str) -> Result<String, StoreError> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(candidate_pem.to_string());
+        }
+        sqlx::query(
+            "INSERT INTO graphpilot_keys (name, pem) VALUES ('signing', $1) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(candidate_pem)
+        .execute(&self.readers)
+        .await?;
+        let row = sqlx::query("SELECT pem FROM graphpilot_keys WHERE name = 'signing'")
+            .fetch_one(&self.readers)
+            .await?;
+        Ok(row.try_get(0)?)
     }
 
     /// Refreshes the planner's statistics (after bulk loads): without them SQLite may walk the

@@ -194,25 +194,34 @@ async fn apply(
             patch,
             if_match,
         } => {
-            let current = select_one(dialect, connection, tenant, target).await?;
-            check_precondition(if_match.as_deref(), &current.etag)?;
-            let schema = target.schema();
-            let mut entity = decode_stored(schema, &current.body)
-                .map_err(|reason| anyhow::anyhow!("stored entity is unreadable: {reason}"))?;
-            patch.apply(&mut entity);
-            let etag = new_etag();
-            let (statement, values) = dialect.update(tenant, target, &entity, &current.etag, &etag);
-            let result = sql::bind(statement, values)
-                .execute(&mut *connection)
-                .await?;
-            if result.rows_affected() != 1 {
-                // Another node changed it between our read and our write.
-                return Err(StoreError::PreconditionFailed);
+            // Without If-Match a write lost to another node's concurrent one is simply redone on
+            // the newer version; with If-Match it is a 412.
+            for _ in 0..10 {
+                let current = select_one(dialect, connection, tenant, target).await?;
+                check_precondition(if_match.as_deref(), &current.etag)?;
+                let schema = target.schema();
+                let mut entity = decode_stored(schema, &current.body)
+                    .map_err(|reason| anyhow::anyhow!("stored entity is unreadable: {reason}"))?;
+                patch.apply(&mut entity);
+                let etag = new_etag();
+                let (statement, values) =
+                    dialect.update(tenant, target, &entity, &current.etag, &etag);
+                let result = sql::bind(statement, values)
+                    .execute(&mut *connection)
+                    .await?;
+                if result.rows_affected() == 1 {
+                    return Ok(StoredEntity {
+                        etag,
+                        body: entity.to_json(schema),
+                    });
+                }
+                if if_match.is_some() {
+                    return Err(StoreError::PreconditionFailed);
+                }
             }
-            Ok(StoredEntity {
-                etag,
-                body: entity.to_json(schema),
-            })
+            Err(StoreError::Internal(anyhow::anyhow!(
+                "the entity kept changing under ten consecutive attempts to update it"
+            )))
         }
         WriteOp::Delete {
             tenant,

@@ -1,0 +1,161 @@
+//! Several nodes on one PostgreSQL database serve the same data at once: writes, ETags, paging
+//! tokens and tokens minted for one node all hold on the other. Runs in the PostgreSQL pass of the
+//! suite (on SQLite there is one node per file).
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn two_nodes_on_one_database_serve_the_same_data_keys_etags_and_cursors() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let storage_a = Storage::fresh(dir_a.path()).await;
+    let Some(database) = storage_a.database.clone() else {
+        eprintln!("two-node test: runs only on PostgreSQL (set GRAPHPILOT_TEST_POSTGRES)");
+        return;
+    };
+    // Each node has its own data directory, so its own local key: sharing must come from the database.
+    let dir_b = tempfile::tempdir().unwrap();
+    let storage_b = Storage {
+        data_dir: dir_b.path().to_path_buf(),
+        database: Some(database.clone()),
+    };
+    let options = Options {
+        page_size: 3,
+        ..Options::default()
+    };
+    let a = start_on(&storage_a, &options).await;
+    let b = start_on(&storage_b, &options).await;
+    let minted_elsewhere = tempfile::tempdir().unwrap();
+    let token = mint(
+        minted_elsewhere.path(),
+        "contoso",
+        "app-one",
+        &["--role", READ_WRITE, "--database", &database],
+    );
+    let call = |app: &TestApp, method: Method, url: String| {
+        app.client.request(method, url).bearer_auth(&token)
+    };
+
+    // A write on A is read on B, at once.
+    let created: Value = call(&a, Method::POST, a.events_url())
+        .json(&json!({"deviceSerialNumber": "NODE-A"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let on_b = call(&b, Method::GET, b.event_url(id)).send().await.unwrap();
+    assert_eq!(
+        on_b.status(),
+        200,
+        "the token minted for the database works on B"
+    );
+    let on_b: Value = on_b.json().await.unwrap();
+    assert_eq!(on_b["deviceSerialNumber"], "NODE-A");
+    assert_eq!(on_b["@odata.etag"], created["@odata.etag"]);
+
+    // An ETag issued by A guards a PATCH on B; once used it is stale on A.
+    let etag = created["@odata.etag"].as_str().unwrap().to_string();
+    let patched = call(&b, Method::PATCH, b.event_url(id))
+        .header("if-match", &etag)
+        .json(&json!({"osVersion": "from-b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    let stale = call(&a, Method::PATCH, a.event_url(id))
+        .header("if-match", &etag)
+        .json(&json!({"osVersion": "from-a"}))
+        .send()
+        .await
+        .unwrap();
+    assert_graph_error(stale, 412, "PreconditionFailed").await;
+
+    // Concurrent PATCHes with one ETag, half to each node: exactly one wins.
+    let current: Value = call(&a, Method::GET, a.event_url(id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let etag = current["@odata.etag"].as_str().unwrap().to_string();
+    let mut attempts = Vec::new();
+    for n in 0..16 {
+        let node = if n % 2 == 0 { &a } else { &b };
+        let request = call(node, Method::PATCH, node.event_url(id))
+            .header("if-match", etag.clone())
+            .json(&json!({"osVersion": format!("race-{n}")}))
+            .send();
+        attempts.push(tokio::spawn(request));
+    }
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap().unwrap().status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 412).count(),
+        15,
+        "{statuses:?}"
+    );
+
+    // Without If-Match, concurrent PATCHes on both nodes all succeed (none is lost to a race).
+    let mut attempts = Vec::new();
+    for n in 0..16 {
+        let node = if n % 2 == 0 { &a } else { &b };
+        let request = call(node, Method::PATCH, node.event_url(id))
+            .json(&json!({"targetedAppCount": n}))
+            .send();
+        attempts.push(tokio::spawn(request));
+    }
+    for attempt in attempts {
+        assert_eq!(attempt.await.unwrap().unwrap().status(), 200);
+    }
+
+    // A next link issued by A continues on B.
+    for n in 0..7 {
+        call(&b, Method::POST, b.events_url())
+            .json(&json!({"deviceSerialNumber": format!("NODE-B-{n}")}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let first: Value = call(
+        &a,
+        Method::GET,
+        format!("{}?$orderby=deviceSerialNumber", a.events_url()),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let next = first["@odata.nextLink"].as_str().unwrap();
+    let on_b = next.replace(&a.root, &b.root);
+    let second = call(&b, Method::GET, on_b).send().await.unwrap();
+    assert_eq!(second.status(), 200);
+    let second: Value = second.json().await.unwrap();
+    let serials: Vec<&str> = first["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["value"].as_array().unwrap())
+        .map(|e| e["deviceSerialNumber"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        serials,
+        [
+            "NODE-A", "NODE-B-0", "NODE-B-1", "NODE-B-2", "NODE-B-3", "NODE-B-4"
+        ]
+    );
+}

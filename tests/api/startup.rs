@@ -1,0 +1,59 @@
+//! Start-up failures say what is wrong and what to do, and exit non-zero at once.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+fn serve(args: &[&str]) -> (bool, String, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Instant::now();
+    let output = std::process::Command::new(binary())
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        clock.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn an_unreachable_or_unknown_database_is_a_clear_error_without_the_password() {
+    let (ok, stderr, took) = serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        "postgres://postgres:s3cret@127.0.0.1:1/graphpilot",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("cannot open the database"), "{stderr}");
+    assert!(stderr.contains("postgres:***@127.0.0.1:1"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    assert!(took < Duration::from_secs(20), "gave up in {took:?}");
+    let (ok, stderr, _) = serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        "mysql://localhost/x",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("use sqlite://FILE or postgres://"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_port_in_use_is_named() {
+    let app = spawn_app().await;
+    let address = app.base().trim_start_matches("http://").to_string();
+    let (ok, stderr, _) = serve(&["--listen", &address]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("cannot listen on") && stderr.contains("in use"),
+        "{stderr}"
+    );
+}
