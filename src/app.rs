@@ -46,10 +46,13 @@ impl App {
             .unwrap_or_else(|| Store::sqlite_url(&args.data_dir));
         let store = Store::open(&url, args.durability).await?;
         let key = shared_key(&store, &args.data_dir).await?;
-        let throttle = Throttle::new(match args.throttling {
+        // Nodes of one PostgreSQL database share the limits; a SQLite file has one node.
+        let shared = (store.dialect() == Dialect::Postgres).then(|| store.clone());
+        let limits = match args.throttling {
             Throttling::Intune => Some(INTUNE),
             Throttling::Off => None,
-        });
+        };
+        let throttle = Throttle::new(limits, shared);
         let listener = TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {} (is the port in use?)", args.listen))?;

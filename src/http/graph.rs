@@ -82,6 +82,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
     state
         .throttle
         .admit(&principal.tenant, &principal.app, write, now_ms())
+        .await
         .map_err(ApiError::too_many_requests)?;
     let route = route?;
     check_method(&parts.method, &route)?;

@@ -406,6 +406,55 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
+    /// Claims up to `chunk` more of a shared throttle counter's `limit` in `window`; returns how
+    /// much was granted (0 once the limit is reached). Atomic across the nodes of the database.
+    pub async fn claim_throttle_budget(
+        &self,
+        tenant: &str,
+        app: &str,
+        kind: &str,
+        window: i64,
+        chunk: u32,
+        limit: u32,
+    ) -> Result<u32, StoreError> {
+        sqlx::query(
+            "INSERT INTO graphpilot_throttle (tenant_id, app, kind, time_window, used) \
+             VALUES ($1, $2, $3, $4, 0) ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(app)
+        .bind(kind)
+        .bind(window)
+        .execute(&self.readers)
+        .await?;
+        let row = sqlx::query(
+            "WITH previous AS (SELECT used FROM graphpilot_throttle \
+               WHERE tenant_id = $1 AND app = $2 AND kind = $3 AND time_window = $4 FOR UPDATE) \
+             UPDATE graphpilot_throttle AS counter SET used = LEAST(counter.used + $5, $6) FROM previous \
+             WHERE counter.tenant_id = $1 AND counter.app = $2 AND counter.kind = $3 AND counter.time_window = $4 \
+             RETURNING counter.used - previous.used",
+        )
+        .bind(tenant)
+        .bind(app)
+        .bind(kind)
+        .bind(window)
+        .bind(i64::from(chunk))
+        .bind(i64::from(limit))
+        .fetch_one(&self.readers)
+        .await?;
+        let granted: i64 = row.try_get(0)?;
+        Ok(granted.max(0) as u32)
+    }
+
+    /// Drops shared throttle counters of windows before `window`.
+    pub async fn forget_throttle_windows_before(&self, window: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM graphpilot_throttle WHERE time_window < $1")
+            .bind(window)
+            .execute(&self.readers)
+            .await?;
+        Ok(())
+    }
+
     /// Refreshes the planner's statistics (after bulk loads): without them SQLite may walk the
     /// time index instead of the state index for a keyset page, scanning ten times the rows.
     pub async fn analyze(&self) -> Result<(), StoreError> {

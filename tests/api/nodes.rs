@@ -159,3 +159,81 @@ async fn two_nodes_on_one_database_serve_the_same_data_keys_etags_and_cursors() 
         ]
     );
 }
+
+#[tokio::test]
+async fn two_nodes_together_admit_no_more_than_the_limit() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let storage_a = Storage::fresh(dir_a.path()).await;
+    let Some(database) = storage_a.database.clone() else {
+        eprintln!(
+            "two-node throttling test: runs only on PostgreSQL (set GRAPHPILOT_TEST_POSTGRES)"
+        );
+        return;
+    };
+    let dir_b = tempfile::tempdir().unwrap();
+    let storage_b = Storage {
+        data_dir: dir_b.path().to_path_buf(),
+        database: Some(database.clone()),
+    };
+    let options = Options {
+        throttling: "intune",
+        ..Options::default()
+    };
+    let a = start_on(&storage_a, &options).await;
+    let b = start_on(&storage_b, &options).await;
+    let token = mint(
+        a.data_dir.as_path(),
+        "contoso",
+        "app-one",
+        &["--role", READ_WRITE, "--database", &database],
+    );
+    // Start in a fresh 20-second window so the burst cannot straddle two.
+    let into_window = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % 20_000;
+    if into_window > 12_000 {
+        tokio::time::sleep(std::time::Duration::from_millis(
+            20_100 - into_window as u64,
+        ))
+        .await;
+    }
+    let mut admitted = 0;
+    let mut throttled = 0;
+    for n in 0..160 {
+        let node = if n % 2 == 0 { &a } else { &b };
+        let response = node
+            .client
+            .post(node.events_url())
+            .bearer_auth(&token)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            201 => admitted += 1,
+            429 => {
+                assert!(response.headers().contains_key("retry-after"));
+                throttled += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // The app's write limit is 100 per window; nodes may leave a claimed chunk unused, never exceed.
+    assert!((90..=100).contains(&admitted), "admitted {admitted}");
+    assert_eq!(admitted + throttled, 160);
+    let count: u64 = a
+        .client
+        .get(format!("{}/$count", a.events_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(count, admitted, "throttled writes created nothing");
+}
