@@ -186,11 +186,12 @@ fn python_timedelta_as_iso(text: &str) -> Option<String> {
     } else {
         fraction.parse::<i64>().ok()? * 10_i64.pow(7 - fraction.len() as u32)
     };
-    let ticks = days * TICKS_PER_DAY
-        + hours * TICKS_PER_HOUR
-        + minutes * TICKS_PER_MINUTE
-        + seconds * TICKS_PER_SECOND
-        + fraction_ticks;
+    let ticks = days
+        .checked_mul(TICKS_PER_DAY)?
+        .checked_add(hours.checked_mul(TICKS_PER_HOUR)?)?
+        .checked_add(minutes.checked_mul(TICKS_PER_MINUTE)?)?
+        .checked_add(seconds.checked_mul(TICKS_PER_SECOND)?)?
+        .checked_add(fraction_ticks)?;
     Some(Duration(ticks).to_string())
 }
 
@@ -245,6 +246,18 @@ mod tests {
             let error = Duration::parse(input).unwrap_err();
             assert!(error.contains(reason), "{input}: {error}");
         }
+    }
+
+    /// Found by the `filter` fuzz target: a timedelta-looking duration with huge seconds overflowed
+    /// while the error message was being written.
+    #[test]
+    fn fuzz_crash_91525e04_huge_timedelta_seconds_are_rejected_without_overflow() {
+        let error = Duration::parse("00:00:08999999999999999999.9").unwrap_err();
+        assert!(error.contains("ISO 8601"), "{error}");
+        assert!(Duration::parse("99999999999 days, 0:00:00").is_err());
+        assert!(
+            crate::odata::parse_filter("deplol duration'00:00:08999999999999999999.9'").is_err()
+        );
     }
 
     #[test]
