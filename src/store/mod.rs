@@ -3,6 +3,7 @@
 //! connection settings. Writes go through one group-commit writer ([`writer`]): a request is
 //! answered only after the transaction holding its write is durable.
 
+mod cache;
 pub mod sql;
 mod writer;
 
@@ -69,6 +70,9 @@ pub struct Store {
     readers: AnyPool,
     writes: mpsc::Sender<writer::Message>,
     writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Entities by key, for an embedded SQLite file (one server owns it); see [`cache`].
+    cache: Option<Arc<cache::EntityCache>>,
+    cache_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Store {
@@ -135,14 +139,21 @@ impl Store {
             .run(&writer_pool)
             .await
             .context("cannot apply database migrations")?;
-        let readers = pool_options(8).connect_with(options).await?;
+        let readers = pool_options(8).connect_with(options.clone()).await?;
         let (writes, receiver) = mpsc::channel(4096);
-        let writer_task = tokio::spawn(writer::run(dialect, writer_pool, receiver));
+        let cache = (dialect == Dialect::Sqlite).then(|| Arc::new(cache::EntityCache::default()));
+        let cache_watch = match &cache {
+            Some(cache) => Some(watch_other_writers(&options, cache.clone()).await?),
+            None => None,
+        };
+        let writer_task = tokio::spawn(writer::run(dialect, writer_pool, cache.clone(), receiver));
         let store = Store {
             dialect,
             readers,
             writes,
             writer_task: Mutex::new(Some(writer_task)),
+            cache,
+            cache_watch,
         };
         store
             .finish_bulk_load()
@@ -171,15 +182,26 @@ impl Store {
     }
 
     pub async fn get(&self, tenant: &str, target: &Target) -> Result<StoredEntity, StoreError> {
+        let generation = match &self.cache {
+            Some(cache) => match cache.get(tenant, target) {
+                Some(entity) => return Ok(entity),
+                None => Some(cache.generation()),
+            },
+            None => None,
+        };
         let (sql, values) = self.dialect.select_one(tenant, target);
         let row = sql::bind(sql, values)
             .fetch_optional(&self.readers)
             .await?
             .ok_or(StoreError::NotFound)?;
-        Ok(StoredEntity {
+        let entity = StoredEntity {
             etag: row.try_get(0)?,
             body: row.try_get(1)?,
-        })
+        };
+        if let (Some(cache), Some(generation)) = (&self.cache, generation) {
+            cache.fill(tenant, target, generation, &entity);
+        }
+        Ok(entity)
     }
 
     /// Whether the event exists in the tenant (details are only reachable through their event).
@@ -517,8 +539,48 @@ impl Store {
         if let Some(task) = self.writer_task.lock().await.take() {
             let _ = task.await;
         }
+        if let Some(watch) = &self.cache_watch {
+            watch.abort();
+        }
         self.readers.close().await;
     }
+}
+
+/// Empties the cache whenever another connection (another process) commits to the SQLite file:
+/// `PRAGMA data_version` changes for a connection when any other one commits. Our own writer's
+/// commits count too; the cache then simply refills.
+async fn watch_other_writers(
+    options: &AnyConnectOptions,
+    cache: Arc<cache::EntityCache>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect_with(options).await?;
+    let data_version = |row: sqlx::any::AnyRow| row.try_get::<i64, _>(0).unwrap_or_default();
+    let mut last = data_version(
+        sqlx::query("PRAGMA data_version")
+            .fetch_one(&mut connection)
+            .await?,
+    );
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(cache::POLL_INTERVAL).await;
+            match sqlx::query("PRAGMA data_version")
+                .fetch_one(&mut connection)
+                .await
+            {
+                Ok(row) => {
+                    let now = data_version(row);
+                    if now != last {
+                        last = now;
+                        cache.clear();
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot watch for other writers; cache off");
+                    cache.clear();
+                }
+            }
+        }
+    }))
 }
 
 /// A sort column's value as a cursor scalar. Booleans are integers in SQLite and booleans in

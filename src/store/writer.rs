@@ -8,6 +8,7 @@ use std::sync::Arc;
 use sqlx::{AnyConnection, AnyPool, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::cache::EntityCache;
 use super::sql::{self, Dialect, NewRow, Target};
 use super::{StoreError, StoredEntity};
 use crate::io::seed::Deployment;
@@ -60,7 +61,12 @@ pub enum Message {
     Stop(oneshot::Sender<()>),
 }
 
-pub async fn run(dialect: Dialect, pool: AnyPool, mut inbox: mpsc::Receiver<Message>) {
+pub async fn run(
+    dialect: Dialect,
+    pool: AnyPool,
+    cache: Option<Arc<EntityCache>>,
+    mut inbox: mpsc::Receiver<Message>,
+) {
     while let Some(message) = inbox.recv().await {
         let mut jobs = Vec::new();
         let mut stop = None;
@@ -76,7 +82,7 @@ pub async fn run(dialect: Dialect, pool: AnyPool, mut inbox: mpsc::Receiver<Mess
             }
         }
         if !jobs.is_empty() {
-            commit_batch(dialect, &pool, jobs).await;
+            commit_batch(dialect, &pool, cache.as_deref(), jobs).await;
         }
         if let Some(stopped) = stop {
             pool.close().await;
@@ -86,7 +92,12 @@ pub async fn run(dialect: Dialect, pool: AnyPool, mut inbox: mpsc::Receiver<Mess
     }
 }
 
-async fn commit_batch(dialect: Dialect, pool: &AnyPool, jobs: Vec<WriteJob>) {
+async fn commit_batch(
+    dialect: Dialect,
+    pool: &AnyPool,
+    cache: Option<&EntityCache>,
+    jobs: Vec<WriteJob>,
+) {
     let (ops, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
     let outcomes = match apply_all(dialect, pool, &ops).await {
         Ok(outcomes) => outcomes,
@@ -101,8 +112,44 @@ async fn commit_batch(dialect: Dialect, pool: &AnyPool, jobs: Vec<WriteJob>) {
                 .collect()
         }
     };
+    // The cache learns each committed write before its client hears of it.
+    if let Some(cache) = cache {
+        for (op, outcome) in ops.iter().zip(&outcomes) {
+            if let Ok(stored) = outcome {
+                update_cache(cache, op, stored);
+            }
+        }
+    }
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let _ = reply.send(outcome);
+    }
+}
+
+fn update_cache(cache: &EntityCache, op: &WriteOp, stored: &StoredEntity) {
+    match op {
+        WriteOp::CreateEvent { tenant, event, .. } => cache.store(
+            tenant,
+            &Target::Event {
+                id: event.id.clone(),
+            },
+            stored,
+        ),
+        WriteOp::CreateDetail {
+            tenant,
+            event_id,
+            detail,
+        } => cache.store(
+            tenant,
+            &Target::Detail {
+                event_id: event_id.clone(),
+                id: detail.id.clone(),
+            },
+            stored,
+        ),
+        WriteOp::Update { tenant, target, .. } => cache.store(tenant, target, stored),
+        WriteOp::Delete { tenant, target, .. } => cache.remove(tenant, target),
+        // New rows nobody has read yet: nothing cached can be stale.
+        WriteOp::Bulk { .. } => {}
     }
 }
 

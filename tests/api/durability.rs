@@ -93,3 +93,40 @@ async fn sigterm_under_load_finishes_requests_exits_0_and_loses_nothing() {
     let restarted = start_on(&storage, &options).await;
     assert_all_present(&restarted, &acknowledged).await;
 }
+
+#[tokio::test]
+async fn a_change_committed_by_another_process_is_served_within_a_second() {
+    let app = spawn_app().await;
+    let event = app
+        .create_event(json!({"deviceSerialNumber": "SN-OLD"}))
+        .await;
+    let url = app.event_url(event["id"].as_str().unwrap());
+    assert_eq!(app.get_json(&url).await["deviceSerialNumber"], "SN-OLD");
+    // Another process (here: this test) rewrites the row behind the server's back.
+    let database =
+        app.storage.database.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", app.data_dir.join("graphpilot.db").display())
+        });
+    sqlx::any::install_default_drivers();
+    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&database)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "UPDATE autopilot_events SET body = replace(body, 'SN-OLD', 'SN-NEW'), \
+         device_serial_number = 'SN-NEW'",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        if app.get_json(&url).await["deviceSerialNumber"] == "SN-NEW" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still served the old row after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
