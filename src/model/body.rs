@@ -38,6 +38,11 @@ pub struct PatchBody {
 }
 
 impl PatchBody {
+    /// The schema positions this PATCH sets.
+    pub fn positions(&self) -> Vec<usize> {
+        self.changes.iter().map(|(position, _)| *position).collect()
+    }
+
     pub fn apply(&self, entity: &mut Entity) {
         for (position, value) in &self.changes {
             entity.values[*position] = value.clone();

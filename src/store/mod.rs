@@ -69,7 +69,8 @@ pub struct Store {
     dialect: Dialect,
     readers: AnyPool,
     writes: mpsc::Sender<writer::Message>,
-    writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    writer_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    writer_pool: AnyPool,
     /// Entities by key, for an embedded SQLite file (one server owns it); see [`cache`].
     cache: Option<Arc<cache::EntityCache>>,
     cache_watch: Option<tokio::task::JoinHandle<()>>,
@@ -121,7 +122,12 @@ impl Store {
             .await
             .with_context(|| format!("cannot open the database {}", redact(url)))?;
         sqlx::Connection::close(probe).await.ok();
-        let writer_pool = pool_options(1)
+        // SQLite has one writer; PostgreSQL takes several, each committing its own batches.
+        let writers: u32 = match dialect {
+            Dialect::Sqlite => 1,
+            Dialect::Postgres => 4,
+        };
+        let writer_pool = pool_options(writers)
             .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open the database {}", redact(url)))?;
@@ -146,12 +152,23 @@ impl Store {
             Some(cache) => Some(watch_other_writers(&options, cache.clone()).await?),
             None => None,
         };
-        let writer_task = tokio::spawn(writer::run(dialect, writer_pool, cache.clone(), receiver));
+        let inbox = Arc::new(Mutex::new(receiver));
+        let writer_tasks = (0..writers)
+            .map(|_| {
+                tokio::spawn(writer::run(
+                    dialect,
+                    writer_pool.clone(),
+                    cache.clone(),
+                    inbox.clone(),
+                ))
+            })
+            .collect();
         let store = Store {
             dialect,
             readers,
             writes,
-            writer_task: Mutex::new(Some(writer_task)),
+            writer_tasks: Mutex::new(writer_tasks),
+            writer_pool,
             cache,
             cache_watch,
         };
@@ -527,21 +544,30 @@ impl Store {
 
     /// Lets every queued write commit, stops the writer and closes every connection.
     pub async fn close(&self) {
-        let (stopped, acknowledged) = oneshot::channel();
-        if self
-            .writes
-            .send(writer::Message::Stop(stopped))
-            .await
-            .is_ok()
-        {
+        let tasks = std::mem::take(&mut *self.writer_tasks.lock().await);
+        // One stop per writer, queued behind every write already sent.
+        let mut acknowledgements = Vec::new();
+        for _ in &tasks {
+            let (stopped, acknowledged) = oneshot::channel();
+            if self
+                .writes
+                .send(writer::Message::Stop(stopped))
+                .await
+                .is_ok()
+            {
+                acknowledgements.push(acknowledged);
+            }
+        }
+        for acknowledged in acknowledgements {
             let _ = acknowledged.await;
         }
-        if let Some(task) = self.writer_task.lock().await.take() {
+        for task in tasks {
             let _ = task.await;
         }
         if let Some(watch) = &self.cache_watch {
             watch.abort();
         }
+        self.writer_pool.close().await;
         self.readers.close().await;
     }
 }

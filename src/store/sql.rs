@@ -149,12 +149,15 @@ impl Dialect {
         }
     }
 
-    /// `UPDATE` of every column of an entity, only if its ETag is still `expected_etag`.
+    /// `UPDATE` of an entity's JSON, ETag and the typed columns at `changed` positions, only if
+    /// its ETag is still `expected_etag`. Untouched columns stay out of the statement, so indexes
+    /// on them are not rewritten.
     pub fn update(
         self,
         tenant: &str,
         target: &Target,
         entity: &Entity,
+        changed: &[usize],
         expected_etag: &str,
         new_etag: &str,
     ) -> (String, Values) {
@@ -164,8 +167,12 @@ impl Dialect {
             .table(table(schema))
             .value(Alias::new("etag"), new_etag)
             .value(Alias::new("body"), entity.to_json(schema));
-        for (property, value) in schema.properties.iter().zip(&entity.values) {
-            statement.value(Alias::new(property.column), Expr::val(sql_value(value)));
+        for &position in changed {
+            let property = &schema.properties[position];
+            statement.value(
+                Alias::new(property.column),
+                Expr::val(sql_value(&entity.values[position])),
+            );
         }
         statement.cond_where(target_condition(tenant, target).add(col("etag").eq(expected_etag)));
         match self {

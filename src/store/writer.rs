@@ -61,31 +61,37 @@ pub enum Message {
     Stop(oneshot::Sender<()>),
 }
 
+/// A writer's loop. Several writers may share one inbox (PostgreSQL takes concurrent writers;
+/// SQLite has one): each drains a batch while holding the inbox, then commits it on its own
+/// connection while the next writer drains the next batch.
 pub async fn run(
     dialect: Dialect,
     pool: AnyPool,
     cache: Option<Arc<EntityCache>>,
-    mut inbox: mpsc::Receiver<Message>,
+    inbox: Arc<tokio::sync::Mutex<mpsc::Receiver<Message>>>,
 ) {
-    while let Some(message) = inbox.recv().await {
+    loop {
         let mut jobs = Vec::new();
         let mut stop = None;
-        match message {
-            Message::Job(job) => jobs.push(job),
-            Message::Stop(stopped) => stop = Some(stopped),
-        }
-        while stop.is_none() && jobs.len() < MAX_BATCH {
-            match inbox.try_recv() {
-                Ok(Message::Job(job)) => jobs.push(job),
-                Ok(Message::Stop(stopped)) => stop = Some(stopped),
-                Err(_) => break,
+        {
+            let mut inbox = inbox.lock().await;
+            match inbox.recv().await {
+                Some(Message::Job(job)) => jobs.push(job),
+                Some(Message::Stop(stopped)) => stop = Some(stopped),
+                None => return,
+            }
+            while stop.is_none() && jobs.len() < MAX_BATCH {
+                match inbox.try_recv() {
+                    Ok(Message::Job(job)) => jobs.push(job),
+                    Ok(Message::Stop(stopped)) => stop = Some(stopped),
+                    Err(_) => break,
+                }
             }
         }
         if !jobs.is_empty() {
             commit_batch(dialect, &pool, cache.as_deref(), jobs).await;
         }
         if let Some(stopped) = stop {
-            pool.close().await;
             let _ = stopped.send(());
             return;
         }
@@ -99,7 +105,20 @@ async fn commit_batch(
     jobs: Vec<WriteJob>,
 ) {
     let (ops, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
-    let outcomes = match apply_all(dialect, pool, &ops).await {
+    // Concurrent writers on PostgreSQL may deadlock or conflict; the database aborts one
+    // transaction, which is then simply run again.
+    let mut attempt = apply_all(dialect, pool, &ops).await;
+    for _ in 0..3 {
+        match &attempt {
+            Err(sqlx::Error::Database(error))
+                if matches!(error.code().as_deref(), Some("40P01" | "40001")) =>
+            {
+                attempt = apply_all(dialect, pool, &ops).await;
+            }
+            _ => break,
+        }
+    }
+    let outcomes = match attempt {
         Ok(outcomes) => outcomes,
         Err(error) => {
             tracing::error!(error = %error, writes = ops.len(), "a write batch failed to commit");
@@ -251,8 +270,14 @@ async fn apply(
                     .map_err(|reason| anyhow::anyhow!("stored entity is unreadable: {reason}"))?;
                 patch.apply(&mut entity);
                 let etag = new_etag();
-                let (statement, values) =
-                    dialect.update(tenant, target, &entity, &current.etag, &etag);
+                let (statement, values) = dialect.update(
+                    tenant,
+                    target,
+                    &entity,
+                    &patch.positions(),
+                    &current.etag,
+                    &etag,
+                );
                 let result = sql::bind(statement, values)
                     .execute(&mut *connection)
                     .await?;
