@@ -172,35 +172,88 @@ fn update_cache(cache: &EntityCache, op: &WriteOp, stored: &StoredEntity) {
     }
 }
 
+/// Applies a batch in one transaction. Writes are applied in key order (so that concurrent
+/// writers on PostgreSQL always lock rows in the same order and cannot deadlock one another), each
+/// in its own savepoint; outcomes come back in the order of `ops`. A deadlock or serialization
+/// failure fails the whole batch, which the caller runs again.
 async fn apply_all(
     dialect: Dialect,
     pool: &AnyPool,
     ops: &[WriteOp],
 ) -> Result<Vec<Result<StoredEntity, StoreError>>, sqlx::Error> {
     let mut transaction = pool.begin().await?;
-    let mut outcomes = Vec::with_capacity(ops.len());
     if let [op] = ops {
         // A lone write needs no savepoint: its failure is the transaction's.
-        let outcome = apply(dialect, &mut transaction, op).await;
+        let outcome = retryable_to_error(apply(dialect, &mut transaction, op).await)?;
         if outcome.is_err() {
             transaction.rollback().await?;
-            return Ok(vec![outcome]);
+        } else {
+            transaction.commit().await?;
         }
-        outcomes.push(outcome);
-    } else {
-        for op in ops {
-            let mut savepoint = Connection::begin(&mut *transaction).await?;
-            let outcome = apply(dialect, &mut savepoint, op).await;
-            if outcome.is_ok() {
-                savepoint.commit().await?;
-            } else {
-                savepoint.rollback().await?;
-            }
-            outcomes.push(outcome);
+        return Ok(vec![outcome]);
+    }
+    let mut order: Vec<usize> = (0..ops.len()).collect();
+    order.sort_by_cached_key(|&index| lock_key(&ops[index]));
+    let mut outcomes: Vec<Option<Result<StoredEntity, StoreError>>> =
+        ops.iter().map(|_| None).collect();
+    for index in order {
+        let mut savepoint = Connection::begin(&mut *transaction).await?;
+        let outcome = retryable_to_error(apply(dialect, &mut savepoint, &ops[index]).await)?;
+        if outcome.is_ok() {
+            savepoint.commit().await?;
+        } else {
+            savepoint.rollback().await?;
         }
+        outcomes[index] = Some(outcome);
     }
     transaction.commit().await?;
-    Ok(outcomes)
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| outcome.expect("every write was applied"))
+        .collect())
+}
+
+/// Turns a deadlock or serialization failure of one write into the batch's failure.
+fn retryable_to_error(
+    outcome: Result<StoredEntity, StoreError>,
+) -> Result<Result<StoredEntity, StoreError>, sqlx::Error> {
+    match outcome {
+        Err(StoreError::Internal(error)) if is_retryable(&error) => Err(error
+            .downcast::<sqlx::Error>()
+            .expect("is_retryable found an sqlx error")),
+        other => Ok(other),
+    }
+}
+
+/// The rows a write locks, as a sortable key: an event before its details.
+fn lock_key(op: &WriteOp) -> (String, String, String) {
+    let key = |tenant: &str, event: &str, detail: &str| {
+        (tenant.to_string(), event.to_string(), detail.to_string())
+    };
+    match op {
+        WriteOp::CreateEvent { tenant, event, .. } => key(tenant, &event.id, ""),
+        WriteOp::CreateDetail {
+            tenant,
+            event_id,
+            detail,
+        } => key(tenant, event_id, &detail.id),
+        WriteOp::Update { tenant, target, .. } | WriteOp::Delete { tenant, target, .. } => {
+            match target {
+                Target::Event { id } => key(tenant, id, ""),
+                Target::Detail { event_id, id } => key(tenant, event_id, id),
+            }
+        }
+        WriteOp::Bulk { .. } => key("", "", ""),
+    }
+}
+
+/// A deadlock or serialization failure: the transaction may succeed if run again.
+fn is_retryable(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<sqlx::Error>(),
+        Some(sqlx::Error::Database(database))
+            if matches!(database.code().as_deref(), Some("40P01" | "40001"))
+    )
 }
 
 async fn apply(
@@ -302,16 +355,17 @@ async fn apply(
         } => {
             let current = select_one(dialect, connection, tenant, target).await?;
             check_precondition(if_match.as_deref(), &current.etag)?;
+            // The event row first, then its details: the lock order every writer follows.
+            let (statement, values) = dialect.delete(tenant, target);
+            sql::bind(statement, values)
+                .execute(&mut *connection)
+                .await?;
             if let Target::Event { id } = target {
                 let (statement, values) = dialect.delete_details_of(tenant, id);
                 sql::bind(statement, values)
                     .execute(&mut *connection)
                     .await?;
             }
-            let (statement, values) = dialect.delete(tenant, target);
-            sql::bind(statement, values)
-                .execute(&mut *connection)
-                .await?;
             Ok(current)
         }
         WriteOp::Bulk {

@@ -478,3 +478,27 @@ async fn raw_http(app: &TestApp, request: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&answer[..read]).into_owned()
 }
+
+#[tokio::test]
+async fn many_clients_patching_the_same_few_events_all_succeed() {
+    let app = spawn_app().await;
+    let mut urls = Vec::new();
+    for _ in 0..4 {
+        let event = app.create_event(json!({})).await;
+        urls.push(app.event_url(event["id"].as_str().unwrap()));
+    }
+    let mut attempts = Vec::new();
+    for n in 0..480_usize {
+        // Clients touch the events in different orders, as deadlock-prone loads do.
+        let url = urls[(n * 7 + n / 5 + (n * n) % 3) % urls.len()].clone();
+        let request = app
+            .request(Method::PATCH, &url)
+            .json(&json!({"targetedAppCount": n}))
+            .send();
+        attempts.push(tokio::spawn(request));
+    }
+    for attempt in attempts {
+        let response = attempt.await.unwrap().unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
