@@ -7,26 +7,47 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn two_nodes_on_one_database_serve_the_same_data_keys_etags_and_cursors() {
+/// Two servers on one fresh PostgreSQL database, each with its own data directory (so its own
+/// local key: anything shared must come through the database).
+struct Nodes {
+    a: TestApp,
+    b: TestApp,
+    database: String,
+    _directories: [tempfile::TempDir; 2],
+}
+
+/// `None` on the SQLite pass: there one server owns one file.
+async fn two_nodes(options: Options) -> Option<Nodes> {
     let dir_a = tempfile::tempdir().unwrap();
     let storage_a = Storage::fresh(dir_a.path()).await;
     let Some(database) = storage_a.database.clone() else {
-        eprintln!("two-node test: runs only on PostgreSQL (set GRAPHPILOT_TEST_POSTGRES)");
-        return;
+        eprintln!("two-node tests run only on PostgreSQL (set GRAPHPILOT_TEST_POSTGRES)");
+        return None;
     };
-    // Each node has its own data directory, so its own local key: sharing must come from the database.
     let dir_b = tempfile::tempdir().unwrap();
     let storage_b = Storage {
         data_dir: dir_b.path().to_path_buf(),
         database: Some(database.clone()),
     };
+    let a = start_on(&storage_a, &options).await;
+    let b = start_on(&storage_b, &options).await;
+    Some(Nodes {
+        a,
+        b,
+        database,
+        _directories: [dir_a, dir_b],
+    })
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_database_serve_the_same_data_keys_etags_and_cursors() {
     let options = Options {
         page_size: 3,
         ..Options::default()
     };
-    let a = start_on(&storage_a, &options).await;
-    let b = start_on(&storage_b, &options).await;
+    let Some(Nodes { a, b, database, .. }) = two_nodes(options).await else {
+        return;
+    };
     let minted_elsewhere = tempfile::tempdir().unwrap();
     let token = mint(
         minted_elsewhere.path(),
@@ -162,25 +183,13 @@ async fn two_nodes_on_one_database_serve_the_same_data_keys_etags_and_cursors() 
 
 #[tokio::test]
 async fn two_nodes_together_admit_no_more_than_the_limit() {
-    let dir_a = tempfile::tempdir().unwrap();
-    let storage_a = Storage::fresh(dir_a.path()).await;
-    let Some(database) = storage_a.database.clone() else {
-        eprintln!(
-            "two-node throttling test: runs only on PostgreSQL (set GRAPHPILOT_TEST_POSTGRES)"
-        );
-        return;
-    };
-    let dir_b = tempfile::tempdir().unwrap();
-    let storage_b = Storage {
-        data_dir: dir_b.path().to_path_buf(),
-        database: Some(database.clone()),
-    };
     let options = Options {
         throttling: "intune",
         ..Options::default()
     };
-    let a = start_on(&storage_a, &options).await;
-    let b = start_on(&storage_b, &options).await;
+    let Some(Nodes { a, b, database, .. }) = two_nodes(options).await else {
+        return;
+    };
     let token = mint(
         a.data_dir.as_path(),
         "contoso",
