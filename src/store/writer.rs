@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use sqlx::{AnyConnection, AnyPool, Connection, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::cache::EntityCache;
@@ -105,29 +105,28 @@ async fn commit_batch(
     jobs: Vec<WriteJob>,
 ) {
     let (ops, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
-    // Concurrent writers on PostgreSQL may deadlock or conflict; the database aborts one
-    // transaction, which is then simply run again.
-    let mut attempt = apply_all(dialect, pool, &ops).await;
-    for _ in 0..3 {
-        match &attempt {
-            Err(sqlx::Error::Database(error))
-                if matches!(error.code().as_deref(), Some("40P01" | "40001")) =>
-            {
-                attempt = apply_all(dialect, pool, &ops).await;
-            }
-            _ => break,
-        }
-    }
-    let outcomes = match attempt {
+    let outcomes = match apply_with_retries(dialect, pool, cache, &ops).await {
         Ok(outcomes) => outcomes,
-        Err(error) => {
-            tracing::error!(error = %error, writes = ops.len(), "a write batch failed to commit");
+        // A write failed in an unexpected way, perhaps half done: run each write of the batch
+        // in a transaction of its own, so only that one fails.
+        Err(BatchFailure::Unexpected(_)) if ops.len() > 1 => {
+            let mut outcomes = Vec::with_capacity(ops.len());
+            for op in &ops {
+                let single = std::slice::from_ref(op);
+                outcomes.push(
+                    match apply_with_retries(dialect, pool, cache, single).await {
+                        Ok(mut outcome) => outcome.remove(0),
+                        Err(failure) => Err(failure.into_store_error()),
+                    },
+                );
+            }
+            outcomes
+        }
+        Err(failure) => {
+            let error = failure.into_store_error();
+            tracing::error!(error = %error, writes = ops.len(), "a write batch failed");
             ops.iter()
-                .map(|_| {
-                    Err(StoreError::Internal(anyhow::anyhow!(
-                        "commit failed: {error}"
-                    )))
-                })
+                .map(|_| Err(StoreError::Internal(anyhow::anyhow!("{error}"))))
                 .collect()
         }
     };
@@ -172,37 +171,77 @@ fn update_cache(cache: &EntityCache, op: &WriteOp, stored: &StoredEntity) {
     }
 }
 
-/// Applies a batch in one transaction. Writes are applied in key order (so that concurrent
-/// writers on PostgreSQL always lock rows in the same order and cannot deadlock one another), each
-/// in its own savepoint; outcomes come back in the order of `ops`. A deadlock or serialization
-/// failure fails the whole batch, which the caller runs again.
+/// Why a batch did not commit.
+enum BatchFailure {
+    /// A deadlock or serialization failure: the same batch may succeed if run again.
+    Retryable(sqlx::Error),
+    /// Anything else (the commit, or a write failing other than with 404/412).
+    Unexpected(StoreError),
+}
+
+impl BatchFailure {
+    fn into_store_error(self) -> StoreError {
+        match self {
+            BatchFailure::Retryable(error) => StoreError::from(error),
+            BatchFailure::Unexpected(error) => error,
+        }
+    }
+}
+
+impl From<sqlx::Error> for BatchFailure {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(database)
+                if matches!(database.code().as_deref(), Some("40P01" | "40001")) =>
+            {
+                BatchFailure::Retryable(error)
+            }
+            _ => BatchFailure::Unexpected(StoreError::from(error)),
+        }
+    }
+}
+
+/// [`apply_all`], run again (up to three more times) when the database aborted it for a deadlock
+/// or a serialization conflict with another writer.
+async fn apply_with_retries(
+    dialect: Dialect,
+    pool: &AnyPool,
+    cache: Option<&EntityCache>,
+    ops: &[WriteOp],
+) -> Result<Vec<Result<StoredEntity, StoreError>>, BatchFailure> {
+    let mut attempt = apply_all(dialect, pool, cache, ops).await;
+    for _ in 0..3 {
+        if !matches!(attempt, Err(BatchFailure::Retryable(_))) {
+            break;
+        }
+        attempt = apply_all(dialect, pool, cache, ops).await;
+    }
+    attempt
+}
+
+/// Applies a batch in one transaction and commits it. Writes are applied in key order, so that
+/// concurrent writers on PostgreSQL always lock rows in the same order. No savepoints: the
+/// failures a write expects (404, 412) are found before it changes anything, so the others can
+/// commit; any other failure fails the batch.
 async fn apply_all(
     dialect: Dialect,
     pool: &AnyPool,
+    cache: Option<&EntityCache>,
     ops: &[WriteOp],
-) -> Result<Vec<Result<StoredEntity, StoreError>>, sqlx::Error> {
+) -> Result<Vec<Result<StoredEntity, StoreError>>, BatchFailure> {
     let mut transaction = pool.begin().await?;
-    if let [op] = ops {
-        // A lone write needs no savepoint: its failure is the transaction's.
-        let outcome = retryable_to_error(apply(dialect, &mut transaction, op).await)?;
-        if outcome.is_err() {
-            transaction.rollback().await?;
-        } else {
-            transaction.commit().await?;
-        }
-        return Ok(vec![outcome]);
-    }
     let mut order: Vec<usize> = (0..ops.len()).collect();
     order.sort_by_cached_key(|&index| lock_key(&ops[index]));
     let mut outcomes: Vec<Option<Result<StoredEntity, StoreError>>> =
         ops.iter().map(|_| None).collect();
     for index in order {
-        let mut savepoint = Connection::begin(&mut *transaction).await?;
-        let outcome = retryable_to_error(apply(dialect, &mut savepoint, &ops[index]).await)?;
-        if outcome.is_ok() {
-            savepoint.commit().await?;
-        } else {
-            savepoint.rollback().await?;
+        let outcome = apply(dialect, &mut transaction, cache, &ops[index]).await;
+        if let Err(StoreError::Internal(error)) = outcome {
+            let _ = transaction.rollback().await;
+            return Err(match error.downcast::<sqlx::Error>() {
+                Ok(database_error) => BatchFailure::from(database_error),
+                Err(other) => BatchFailure::Unexpected(StoreError::Internal(other)),
+            });
         }
         outcomes[index] = Some(outcome);
     }
@@ -211,18 +250,6 @@ async fn apply_all(
         .into_iter()
         .map(|outcome| outcome.expect("every write was applied"))
         .collect())
-}
-
-/// Turns a deadlock or serialization failure of one write into the batch's failure.
-fn retryable_to_error(
-    outcome: Result<StoredEntity, StoreError>,
-) -> Result<Result<StoredEntity, StoreError>, sqlx::Error> {
-    match outcome {
-        Err(StoreError::Internal(error)) if is_retryable(&error) => Err(error
-            .downcast::<sqlx::Error>()
-            .expect("is_retryable found an sqlx error")),
-        other => Ok(other),
-    }
 }
 
 /// The rows a write locks, as a sortable key: an event before its details.
@@ -247,18 +274,10 @@ fn lock_key(op: &WriteOp) -> (String, String, String) {
     }
 }
 
-/// A deadlock or serialization failure: the transaction may succeed if run again.
-fn is_retryable(error: &anyhow::Error) -> bool {
-    matches!(
-        error.downcast_ref::<sqlx::Error>(),
-        Some(sqlx::Error::Database(database))
-            if matches!(database.code().as_deref(), Some("40P01" | "40001"))
-    )
-}
-
 async fn apply(
     dialect: Dialect,
     connection: &mut AnyConnection,
+    cache: Option<&EntityCache>,
     op: &WriteOp,
 ) -> Result<StoredEntity, StoreError> {
     match op {
@@ -315,9 +334,24 @@ async fn apply(
         } => {
             // Without If-Match a write lost to another node's concurrent one is simply redone on
             // the newer version; with If-Match it is a 412.
-            for _ in 0..10 {
-                let current = select_one(dialect, connection, tenant, target).await?;
-                check_precondition(if_match.as_deref(), &current.etag)?;
+            for attempt in 0..10 {
+                // The cached version saves a read; if it is stale the conditional UPDATE below
+                // changes nothing and the next attempt reads the row.
+                let cached = cache
+                    .filter(|_| attempt == 0)
+                    .and_then(|c| c.get(tenant, target));
+                let from_cache = cached.is_some();
+                let current = match cached {
+                    Some(current) => current,
+                    None => select_one(dialect, connection, tenant, target).await?,
+                };
+                if let Err(failed) = check_precondition(if_match.as_deref(), &current.etag) {
+                    // Only the database's version may refuse a precondition.
+                    if from_cache {
+                        continue;
+                    }
+                    return Err(failed);
+                }
                 let schema = target.schema();
                 let mut entity = decode_stored(schema, &current.body)
                     .map_err(|reason| anyhow::anyhow!("stored entity is unreadable: {reason}"))?;
@@ -340,7 +374,7 @@ async fn apply(
                         body: entity.to_json(schema),
                     });
                 }
-                if if_match.is_some() {
+                if if_match.is_some() && !from_cache {
                     return Err(StoreError::PreconditionFailed);
                 }
             }

@@ -130,3 +130,40 @@ async fn a_change_committed_by_another_process_is_served_within_a_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn if_match_is_judged_against_the_database_even_right_after_another_process_wrote() {
+    let app = spawn_app().await;
+    let event = app.create_event(json!({"osVersion": "1"})).await;
+    let url = app.event_url(event["id"].as_str().unwrap());
+    let old_etag = event["@odata.etag"].as_str().unwrap().to_string();
+    let database =
+        app.storage.database.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", app.data_dir.join("graphpilot.db").display())
+        });
+    sqlx::any::install_default_drivers();
+    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&database)
+        .await
+        .unwrap();
+    sqlx::raw_sql("UPDATE autopilot_events SET etag = 'W/\"external\"'")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    // At once, before any cache could notice: the old ETag is stale, the new one current.
+    let stale = app
+        .request(reqwest::Method::PATCH, &url)
+        .header("if-match", &old_etag)
+        .json(&json!({"osVersion": "2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_graph_error(stale, 412, "PreconditionFailed").await;
+    let current = app
+        .request(reqwest::Method::PATCH, &url)
+        .header("if-match", "W/\"external\"")
+        .json(&json!({"osVersion": "3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(current.status(), 200);
+}
