@@ -368,7 +368,7 @@ impl Store {
         .map(drop)
     }
 
-    /// Prepares a bulk load: when the events table is empty, its non-unique secondary indexes are
+    /// Prepares a bulk load: when the tables are empty, their indexes are
     /// dropped (their definitions kept in `graphpilot_deferred_indexes`) so the load does not
     /// maintain them row by row; [`Store::finish_bulk_load`] builds them again in one pass. Returns
     /// whether indexes were deferred.
@@ -377,16 +377,22 @@ impl Store {
             return Ok(false);
         }
         let mut transaction = self.readers.begin().await?;
-        let empty: i64 = sqlx::query("SELECT NOT EXISTS (SELECT 1 FROM autopilot_events)")
-            .fetch_one(&mut *transaction)
-            .await?
-            .try_get(0)?;
+        let empty: i64 = sqlx::query(
+            "SELECT NOT EXISTS (SELECT 1 FROM autopilot_events) \
+             AND NOT EXISTS (SELECT 1 FROM policy_status_details)",
+        )
+        .fetch_one(&mut *transaction)
+        .await?
+        .try_get(0)?;
         if empty == 0 {
             return Ok(false);
         }
+        // Unique ones too: while both tables are empty no key can clash with existing rows, keys
+        // are random GUIDs, and the rebuild checks uniqueness anyway. The tables themselves then
+        // grow by appends only.
         let indexes = sqlx::query(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'autopilot_events' \
-             AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'",
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' \
+             AND tbl_name IN ('autopilot_events', 'policy_status_details') AND sql IS NOT NULL",
         )
         .fetch_all(&mut *transaction)
         .await?;
@@ -637,5 +643,42 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod bulk_load_tests {
+    use super::*;
+
+    async fn index_names(store: &Store) -> Vec<String> {
+        sqlx::query(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+             AND tbl_name IN ('autopilot_events', 'policy_status_details') ORDER BY name",
+        )
+        .fetch_all(&store.readers)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get(0).unwrap())
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn indexes_deferred_by_a_bulk_load_come_back_even_after_an_interrupted_one() {
+        let directory = tempfile::tempdir().unwrap();
+        let url = Store::sqlite_url(directory.path());
+        let store = Store::open(&url, Durability::Normal).await.unwrap();
+        let all = index_names(&store).await;
+        assert!(all.len() >= 10, "{all:?}");
+        assert!(store.begin_bulk_load().await.unwrap());
+        assert!(index_names(&store).await.is_empty());
+        store.finish_bulk_load().await.unwrap();
+        assert_eq!(index_names(&store).await, all);
+        // Interrupted: the indexes are dropped and the process goes away before rebuilding.
+        assert!(store.begin_bulk_load().await.unwrap());
+        store.close().await;
+        let reopened = Store::open(&url, Durability::Normal).await.unwrap();
+        assert_eq!(index_names(&reopened).await, all);
+        reopened.close().await;
     }
 }
