@@ -44,7 +44,7 @@ impl App {
             .database
             .clone()
             .unwrap_or_else(|| Store::sqlite_url(&args.data_dir));
-        let store = Store::open(&url, args.durability).await?;
+        let store = Store::open_with_readers(&url, args.durability, args.pool_size).await?;
         let key = shared_key(&store, &args.data_dir).await?;
         // Nodes of one PostgreSQL database share the limits; a SQLite file has one node.
         let shared = (store.dialect() == Dialect::Postgres).then(|| store.clone());

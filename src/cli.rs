@@ -81,6 +81,11 @@ pub struct ServeArgs {
         default_value = "pretty"
     )]
     pub log_format: LogFormat,
+    /// Database connections for reads (writes use their own: one on SQLite, four on PostgreSQL).
+    /// On PostgreSQL, keep nodes × (this + 4) under the server's max_connections.
+    #[arg(long, env = "GRAPHPILOT_POOL_SIZE", default_value_t = crate::store::DEFAULT_READERS,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub pool_size: u32,
     /// full: every acknowledged write survives power loss; normal: it survives crashes of
     /// graphpilot (kill -9) but the last writes may be lost if the machine loses power.
     #[arg(

@@ -24,6 +24,9 @@ use crate::odata::{Predicate, Scalar};
 pub use sql::{Collection, Dialect, Listing, SortKeys, Target, sort_keys};
 pub use writer::WriteOp;
 
+/// Read connections per process unless `--pool-size` says otherwise.
+pub const DEFAULT_READERS: u32 = 8;
+
 /// An entity as stored: its current ETag and canonical JSON.
 #[derive(Clone, Debug)]
 pub struct StoredEntity {
@@ -80,6 +83,15 @@ impl Store {
     /// Opens (creating if missing) the database at `url`, applies the embedded migrations and starts
     /// the writer.
     pub async fn open(url: &str, durability: Durability) -> anyhow::Result<Arc<Store>> {
+        Self::open_with_readers(url, durability, DEFAULT_READERS).await
+    }
+
+    /// [`Store::open`] with `readers` connections for reads (writes have their own).
+    pub async fn open_with_readers(
+        url: &str,
+        durability: Durability,
+        readers: u32,
+    ) -> anyhow::Result<Arc<Store>> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
             Dialect::Sqlite
@@ -145,7 +157,9 @@ impl Store {
             .run(&writer_pool)
             .await
             .context("cannot apply database migrations")?;
-        let readers = pool_options(8).connect_with(options.clone()).await?;
+        let readers = pool_options(readers.max(1))
+            .connect_with(options.clone())
+            .await?;
         let (writes, receiver) = mpsc::channel(4096);
         let cache = (dialect == Dialect::Sqlite).then(|| Arc::new(cache::EntityCache::default()));
         let cache_watch = match &cache {

@@ -57,3 +57,28 @@ async fn a_port_in_use_is_named() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_pool_size_is_honoured_and_checked() {
+    let (ok, stderr, _) = serve(&["--listen", "127.0.0.1:0", "--pool-size", "0"]);
+    assert!(!ok);
+    assert!(stderr.contains("--pool-size"), "{stderr}");
+    let app = spawn_app_with(Options {
+        extra: vec!["--pool-size".into(), "1".into()],
+        ..Options::default()
+    })
+    .await;
+    let event = app.create_event(serde_json::json!({})).await;
+    let url = app.event_url(event["id"].as_str().unwrap());
+    let reads: Vec<_> = (0..24)
+        .map(|_| {
+            tokio::spawn(
+                app.request(reqwest::Method::GET, &format!("{}?$select=id", url))
+                    .send(),
+            )
+        })
+        .collect();
+    for read in reads {
+        assert_eq!(read.await.unwrap().unwrap().status(), 200);
+    }
+}
