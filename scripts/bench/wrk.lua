@@ -31,7 +31,7 @@ request = function()
   elseif mode == "path" then
     return wrk.format("GET", os.getenv("BENCH_PATH"), headers)
   elseif mode == "list" then
-    return wrk.format("GET", events .. "?$top=50", headers)
+    return wrk.format("GET", events .. "?$filter=deploymentState%20eq%20'failure'&$top=50", headers)
   end
   error("unknown BENCH_MODE " .. tostring(mode))
 end

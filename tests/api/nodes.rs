@@ -29,8 +29,11 @@ async fn two_nodes(options: Options) -> Option<Nodes> {
         data_dir: dir_b.path().to_path_buf(),
         database: Some(database.clone()),
     };
-    let a = start_on(&storage_a, &options).await;
-    let b = start_on(&storage_b, &options).await;
+    // Both start at once on the empty database: migrations and the key publication must not race.
+    let (a, b) = tokio::join!(
+        start_on(&storage_a, &options),
+        start_on(&storage_b, &options)
+    );
     Some(Nodes {
         a,
         b,
