@@ -103,21 +103,12 @@ async fn a_change_committed_by_another_process_is_served_within_a_second() {
     let url = app.event_url(event["id"].as_str().unwrap());
     assert_eq!(app.get_json(&url).await["deviceSerialNumber"], "SN-OLD");
     // Another process (here: this test) rewrites the row behind the server's back.
-    let database =
-        app.storage.database.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", app.data_dir.join("graphpilot.db").display())
-        });
-    sqlx::any::install_default_drivers();
-    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&database)
-        .await
-        .unwrap();
-    sqlx::raw_sql(
+    write_behind_the_servers_back(
+        &app,
         "UPDATE autopilot_events SET body = replace(body, 'SN-OLD', 'SN-NEW'), \
          device_serial_number = 'SN-NEW'",
     )
-    .execute(&mut connection)
-    .await
-    .unwrap();
+    .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
     loop {
         if app.get_json(&url).await["deviceSerialNumber"] == "SN-NEW" {
@@ -137,18 +128,8 @@ async fn if_match_is_judged_against_the_database_even_right_after_another_proces
     let event = app.create_event(json!({"osVersion": "1"})).await;
     let url = app.event_url(event["id"].as_str().unwrap());
     let old_etag = event["@odata.etag"].as_str().unwrap().to_string();
-    let database =
-        app.storage.database.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", app.data_dir.join("graphpilot.db").display())
-        });
-    sqlx::any::install_default_drivers();
-    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&database)
-        .await
-        .unwrap();
-    sqlx::raw_sql("UPDATE autopilot_events SET etag = 'W/\"external\"'")
-        .execute(&mut connection)
-        .await
-        .unwrap();
+    write_behind_the_servers_back(&app, "UPDATE autopilot_events SET etag = 'W/\"external\"'")
+        .await;
     // At once, before any cache could notice: the old ETag is stale, the new one current.
     let stale = app
         .request(reqwest::Method::PATCH, &url)
@@ -166,4 +147,20 @@ async fn if_match_is_judged_against_the_database_even_right_after_another_proces
         .await
         .unwrap();
     assert_eq!(current.status(), 200);
+}
+
+/// Runs `statement` on the app's database from a connection of its own, as another process would.
+async fn write_behind_the_servers_back(app: &TestApp, statement: &'static str) {
+    let database =
+        app.storage.database.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", app.data_dir.join("graphpilot.db").display())
+        });
+    sqlx::any::install_default_drivers();
+    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&database)
+        .await
+        .unwrap();
+    sqlx::raw_sql(statement)
+        .execute(&mut connection)
+        .await
+        .unwrap();
 }
