@@ -112,6 +112,16 @@ impl ApiError {
         )
     }
 
+    pub fn uri_too_long(limit: usize) -> Self {
+        Self::new(
+            StatusCode::URI_TOO_LONG,
+            "RequestUriTooLong",
+            format!(
+                "The query string is longer than {limit} bytes; shorten the $filter or split the request."
+            ),
+        )
+    }
+
     pub fn unsupported_media_type(found: Option<&str>) -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

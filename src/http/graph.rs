@@ -28,6 +28,8 @@ use crate::store::{Collection, Listing, PageRow, StoreError, StoredEntity, Targe
 
 /// The largest request body accepted (api.md §6).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// The longest query string accepted (api.md §14).
+pub const MAX_QUERY_BYTES: usize = 32 * 1024;
 
 /// Entry point for every path that is not one of the server's own (`/healthz`).
 pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
@@ -49,6 +51,13 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> R
 
 async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
+    if parts
+        .uri
+        .query()
+        .is_some_and(|query| query.len() > MAX_QUERY_BYTES)
+    {
+        return Err(ApiError::uri_too_long(MAX_QUERY_BYTES));
+    }
     let path = parts.uri.path().to_string();
     let mut segments = path.split('/').skip(1);
     let root = segments.next().unwrap_or("");

@@ -434,7 +434,7 @@ async fn details_collections_take_the_same_query_options() {
 async fn bad_filters_are_400_naming_the_position_or_the_name() {
     let app = spawn_app().await;
     let deep = format!("{}deviceId eq 'x'{}", "(".repeat(101), ")".repeat(101));
-    let many = vec!["targetedAppCount eq 1"; 1001].join(" or ");
+    let many = vec!["id eq 'x'"; 1001].join(" or ");
     for (filter, fragment) in [
         ("colour eq 'red'", "'colour'"),
         ("deploymentState eq 'String'", "successOnRetry"),
@@ -450,6 +450,12 @@ async fn bad_filters_are_400_naming_the_position_or_the_name() {
         let message = assert_graph_error(app.get(&url).await, 400, "BadRequest").await;
         assert!(message.contains(fragment), "{filter}: {message}");
     }
+    let long = format!(
+        "{}?$filter=deviceId%20eq%20'{}'",
+        app.events_url(),
+        "x".repeat(33 * 1024)
+    );
+    assert_graph_error(app.get(&long).await, 414, "RequestUriTooLong").await;
     for (query, fragment) in [
         ("$orderby=colour", "'colour'"),
         ("$orderby=eventDateTime%20sideways", "asc or desc"),
