@@ -3,7 +3,8 @@
 
 use sea_query::{
     Alias, Asterisk, Condition, Expr, ExprTrait, Func, IntoCondition, NullOrdering, Order,
-    PostgresQueryBuilder, Query, SelectStatement, SqliteQueryBuilder, Value as SqlValue, Values,
+    PostgresQueryBuilder, Query, QueryStatementBuilder, SqliteQueryBuilder, Value as SqlValue,
+    Values,
 };
 use sqlx::{Any, AssertSqlSafe, any::AnyArguments, query::Query as SqlxQuery};
 
@@ -99,10 +100,11 @@ fn sql_value(value: &Value) -> SqlValue {
 }
 
 impl Dialect {
-    fn render_select(self, statement: &SelectStatement) -> (String, Values) {
+    /// Renders any statement in this dialect: the one place the dialect picks a builder.
+    fn render(self, statement: &impl QueryStatementBuilder) -> (String, Values) {
         match self {
-            Dialect::Sqlite => statement.build(SqliteQueryBuilder),
-            Dialect::Postgres => statement.build(PostgresQueryBuilder),
+            Dialect::Sqlite => statement.build_any(&SqliteQueryBuilder),
+            Dialect::Postgres => statement.build_any(&PostgresQueryBuilder),
         }
     }
 
@@ -143,10 +145,7 @@ impl Dialect {
             );
             statement.values_panic(values);
         }
-        match self {
-            Dialect::Sqlite => statement.build(SqliteQueryBuilder),
-            Dialect::Postgres => statement.build(PostgresQueryBuilder),
-        }
+        self.render(&statement)
     }
 
     /// `UPDATE` of an entity's JSON, ETag and the typed columns at `changed` positions, only if
@@ -175,10 +174,7 @@ impl Dialect {
             );
         }
         statement.cond_where(target_condition(tenant, target).add(col("etag").eq(expected_etag)));
-        match self {
-            Dialect::Sqlite => statement.build(SqliteQueryBuilder),
-            Dialect::Postgres => statement.build(PostgresQueryBuilder),
-        }
+        self.render(&statement)
     }
 
     /// `DELETE` of one entity, or of every detail of an event when `target` is that event.
@@ -187,7 +183,7 @@ impl Dialect {
         statement
             .from_table(table(target.schema()))
             .cond_where(target_condition(tenant, target));
-        self.render_delete(statement)
+        self.render(&statement)
     }
 
     pub fn delete_details_of(self, tenant: &str, event_id: &str) -> (String, Values) {
@@ -200,14 +196,7 @@ impl Dialect {
                 }
                 .scope(tenant),
             );
-        self.render_delete(statement)
-    }
-
-    fn render_delete(self, statement: sea_query::DeleteStatement) -> (String, Values) {
-        match self {
-            Dialect::Sqlite => statement.build(SqliteQueryBuilder),
-            Dialect::Postgres => statement.build(PostgresQueryBuilder),
-        }
+        self.render(&statement)
     }
 
     /// `SELECT etag, body` of one entity.
@@ -217,7 +206,7 @@ impl Dialect {
             .from(table(target.schema()))
             .cond_where(target_condition(tenant, target))
             .to_owned();
-        self.render_select(&statement)
+        self.render(&statement)
     }
 
     /// A page of a collection: filtered, ordered (insertion order when `order` is empty; ties
@@ -263,7 +252,7 @@ impl Dialect {
             }
         }
         statement.limit(listing.limit).offset(listing.skip);
-        self.render_select(&statement)
+        self.render(&statement)
     }
 
     /// `SELECT COUNT(*)` of a collection, optionally filtered.
@@ -282,7 +271,7 @@ impl Dialect {
             .from(table(collection.schema()))
             .cond_where(condition.into_condition())
             .to_owned();
-        self.render_select(&statement)
+        self.render(&statement)
     }
 
     /// The policy status details of several events, grouped by event, each group in insertion
@@ -299,7 +288,7 @@ impl Dialect {
             .order_by(Alias::new("event_id"), Order::Asc)
             .order_by(Alias::new("seq"), Order::Asc)
             .to_owned();
-        self.render_select(&statement)
+        self.render(&statement)
     }
 
     /// A bound predicate as SQL that is never NULL: OData's two-valued logic, so `not` means what
