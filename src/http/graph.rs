@@ -22,7 +22,7 @@ use super::response::{empty_response, entity_response, json_response, json_strin
 use super::routes::{self, Route};
 use super::throttle::now_ms;
 use crate::auth::{Access, Principal};
-use crate::model::{AUTOPILOT_EVENT, BodyError, EntitySchema, decode_create, decode_patch};
+use crate::model::{AUTOPILOT_EVENT, BodyError, decode_create, decode_patch};
 use crate::odata::{QueryOptions, parse_query};
 use crate::store::{Collection, Listing, PageRow, StoreError, StoredEntity, Target};
 
@@ -196,11 +196,6 @@ struct Call<'a> {
     parts: &'a Parts,
 }
 
-/// Describes the entity type of a route for messages.
-fn what(schema: &EntitySchema) -> String {
-    schema.qualified_name()
-}
-
 impl Call<'_> {
     fn options(&self) -> Result<QueryOptions, ApiError> {
         parse_query(self.parts.uri.query()).map_err(ApiError::bad_request)
@@ -210,7 +205,10 @@ impl Call<'_> {
     async fn require_event(&self, event_id: &str) -> Result<(), ApiError> {
         match self.state.store.event_exists(self.tenant, event_id).await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(ApiError::not_found(&what(&AUTOPILOT_EVENT), event_id)),
+            Ok(false) => Err(ApiError::not_found(
+                &AUTOPILOT_EVENT.qualified_name(),
+                event_id,
+            )),
             Err(error) => Err(internal(error)),
         }
     }
@@ -367,7 +365,7 @@ impl Call<'_> {
             .store
             .get(self.tenant, &target)
             .await
-            .map_err(|error| ApiError::from_store(error, &what(schema), target.id()))?;
+            .map_err(|error| ApiError::from_store(error, &schema.qualified_name(), target.id()))?;
         let options = self.options()?;
         let query = ResolvedQuery::resolve(schema, &options)?;
         let context_url = format!(
@@ -439,7 +437,7 @@ impl Call<'_> {
                 Collection::Details { event_id } => event_id.as_str(),
                 Collection::Events => "",
             };
-            ApiError::from_store(error, &what(&AUTOPILOT_EVENT), parent)
+            ApiError::from_store(error, &AUTOPILOT_EVENT.qualified_name(), parent)
         })?;
         let path = routes::collection_path(&collection);
         let context_url = format!("{}/$metadata#{path}/$entity", self.base);
@@ -464,7 +462,7 @@ impl Call<'_> {
             Err(error) => {
                 // A missing entity outranks a bad body.
                 if let Err(StoreError::NotFound) = store.get(self.tenant, &target).await {
-                    return Err(ApiError::not_found(&what(schema), target.id()));
+                    return Err(ApiError::not_found(&schema.qualified_name(), target.id()));
                 }
                 return Err(error);
             }
@@ -472,7 +470,7 @@ impl Call<'_> {
         let stored = store
             .update(self.tenant, target.clone(), patch, self.if_match())
             .await
-            .map_err(|error| ApiError::from_store(error, &what(schema), target.id()))?;
+            .map_err(|error| ApiError::from_store(error, &schema.qualified_name(), target.id()))?;
         let context_url = format!(
             "{}/$metadata#{}/$entity",
             self.base,
@@ -488,7 +486,7 @@ impl Call<'_> {
             .store
             .delete(self.tenant, target.clone(), self.if_match())
             .await
-            .map_err(|error| ApiError::from_store(error, &what(schema), target.id()))?;
+            .map_err(|error| ApiError::from_store(error, &schema.qualified_name(), target.id()))?;
         Ok(empty_response(StatusCode::NO_CONTENT))
     }
 

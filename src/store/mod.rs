@@ -34,6 +34,16 @@ pub struct StoredEntity {
     pub body: String,
 }
 
+impl StoredEntity {
+    /// Reads `etag, body` from two adjacent columns of a result row, starting at `first`.
+    fn from_row(row: &sqlx::any::AnyRow, first: usize) -> Result<Self, sqlx::Error> {
+        Ok(StoredEntity {
+            etag: row.try_get(first)?,
+            body: row.try_get(first + 1)?,
+        })
+    }
+}
+
 /// One row of a collection page: the stored entity and the cursor that continues after it.
 #[derive(Debug)]
 pub struct PageRow {
@@ -225,10 +235,7 @@ impl Store {
             .fetch_optional(&self.readers)
             .await?
             .ok_or(StoreError::NotFound)?;
-        let entity = StoredEntity {
-            etag: row.try_get(0)?,
-            body: row.try_get(1)?,
-        };
+        let entity = StoredEntity::from_row(&row, 0)?;
         if let (Some(cache), Some(generation)) = (&self.cache, generation) {
             cache.fill(tenant, target, generation, &entity);
         }
@@ -271,10 +278,7 @@ impl Store {
                 Ok(PageRow {
                     id: row.try_get(3)?,
                     cursor,
-                    entity: StoredEntity {
-                        etag: row.try_get(1)?,
-                        body: row.try_get(2)?,
-                    },
+                    entity: StoredEntity::from_row(row, 1)?,
                 })
             })
             .collect()
@@ -307,15 +311,7 @@ impl Store {
             .fetch_all(&self.readers)
             .await?;
         rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get(0)?,
-                    StoredEntity {
-                        etag: row.try_get(1)?,
-                        body: row.try_get(2)?,
-                    },
-                ))
-            })
+            .map(|row| Ok((row.try_get(0)?, StoredEntity::from_row(row, 1)?)))
             .collect()
     }
 

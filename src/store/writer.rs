@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::cache::EntityCache;
@@ -532,10 +532,7 @@ async fn select_one(
         .fetch_optional(&mut *connection)
         .await?
         .ok_or(StoreError::NotFound)?;
-    Ok(StoredEntity {
-        etag: row.try_get(0)?,
-        body: row.try_get(1)?,
-    })
+    Ok(StoredEntity::from_row(&row, 0)?)
 }
 
 /// `If-Match` semantics (RFC 9110 §13.1.1): `*` matches any existing entity; otherwise one of the
