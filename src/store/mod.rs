@@ -18,8 +18,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::model::EdmType;
-use crate::model::{Entity, PatchBody};
+use crate::edm::{DateTimeOffset, Duration};
+use crate::model::{EdmType, Entity, EntitySchema, PatchBody, Property, Value};
 use crate::odata::{Predicate, Scalar};
 pub use sql::{Collection, Dialect, Listing, SortKeys, Target, sort_keys};
 pub use writer::WriteOp;
@@ -35,11 +35,25 @@ pub struct StoredEntity {
 }
 
 impl StoredEntity {
-    /// Reads `etag, body` from two adjacent columns of a result row, starting at `first`.
-    fn from_row(row: &sqlx::any::AnyRow, first: usize) -> Result<Self, sqlx::Error> {
+    /// Reads the [`sql::entity_columns`] of `schema` from a result row, starting at `first`, and
+    /// renders the entity's JSON from them.
+    fn from_row(
+        row: &sqlx::any::AnyRow,
+        first: usize,
+        schema: &EntitySchema,
+    ) -> Result<Self, sqlx::Error> {
+        let entity = Entity {
+            id: row.try_get(first)?,
+            values: schema
+                .properties
+                .iter()
+                .enumerate()
+                .map(|(position, property)| read_value(row, first + 2 + position, property))
+                .collect::<Result<_, _>>()?,
+        };
         Ok(StoredEntity {
-            etag: row.try_get(first)?,
-            body: row.try_get(first + 1)?,
+            etag: row.try_get(first + 1)?,
+            body: entity.to_json(schema),
         })
     }
 }
@@ -235,7 +249,7 @@ impl Store {
             .fetch_optional(&self.readers)
             .await?
             .ok_or(StoreError::NotFound)?;
-        let entity = StoredEntity::from_row(&row, 0)?;
+        let entity = StoredEntity::from_row(&row, 0, target.schema())?;
         if let (Some(cache), Some(generation)) = (&self.cache, generation) {
             cache.fill(tenant, target, generation, &entity);
         }
@@ -265,6 +279,9 @@ impl Store {
             .fetch_all(&self.readers)
             .await?;
         let keys = sort_keys(listing.order);
+        let schema = listing.collection.schema();
+        // seq, then the entity columns, then the sort columns.
+        let sort_columns_start = 1 + 2 + schema.properties.len();
         rows.iter()
             .map(|row| {
                 let cursor = match &keys {
@@ -272,13 +289,15 @@ impl Store {
                     SortKeys::Columns(keys) => keys
                         .iter()
                         .enumerate()
-                        .map(|(index, (column, _))| read_scalar(row, 4 + index, column.edm))
+                        .map(|(index, (column, _))| {
+                            read_scalar(row, sort_columns_start + index, column.edm)
+                        })
                         .collect::<Result<_, sqlx::Error>>()?,
                 };
                 Ok(PageRow {
-                    id: row.try_get(3)?,
+                    id: row.try_get(1)?,
                     cursor,
-                    entity: StoredEntity::from_row(row, 1)?,
+                    entity: StoredEntity::from_row(row, 1, schema)?,
                 })
             })
             .collect()
@@ -311,7 +330,10 @@ impl Store {
             .fetch_all(&self.readers)
             .await?;
         rows.iter()
-            .map(|row| Ok((row.try_get(0)?, StoredEntity::from_row(row, 1)?)))
+            .map(|row| {
+                let detail = StoredEntity::from_row(row, 1, &crate::model::POLICY_STATUS_DETAIL)?;
+                Ok((row.try_get(0)?, detail))
+            })
             .collect()
     }
 
@@ -623,6 +645,39 @@ async fn watch_other_writers(
             }
         }
     }))
+}
+
+/// A property's typed column as a value. Ticks become instants and spans again; booleans are
+/// integers in SQLite and booleans in PostgreSQL.
+fn read_value(
+    row: &sqlx::any::AnyRow,
+    index: usize,
+    property: &Property,
+) -> Result<Value, sqlx::Error> {
+    let ticks = || row.try_get::<Option<i64>, _>(index);
+    let value = match property.edm {
+        EdmType::String => row.try_get::<Option<String>, _>(index)?.map(Value::String),
+        EdmType::Boolean => match row.try_get::<Option<bool>, _>(index) {
+            Ok(flag) => flag.map(Value::Boolean),
+            Err(_) => ticks()?.map(|number| Value::Boolean(number != 0)),
+        },
+        EdmType::DateTimeOffset => ticks()?
+            .map(|t| {
+                DateTimeOffset::from_ticks(t)
+                    .map(Value::DateTimeOffset)
+                    .ok_or_else(|| {
+                        sqlx::Error::Decode(format!("{t} ticks are outside DateTimeOffset").into())
+                    })
+            })
+            .transpose()?,
+        EdmType::Duration => ticks()?.map(|t| Value::Duration(Duration::from_ticks(t))),
+        EdmType::Int32 => ticks()?
+            .map(|number| i32::try_from(number).map(Value::Int32))
+            .transpose()
+            .map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
+        EdmType::Enum(_) => ticks()?.map(Value::Enum),
+    };
+    Ok(value.unwrap_or(Value::Null))
 }
 
 /// A sort column's value as a cursor scalar. Booleans are integers in SQLite and booleans in

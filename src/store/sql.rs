@@ -87,6 +87,16 @@ fn target_condition(tenant: &str, target: &Target) -> Condition {
     }
 }
 
+/// The columns an entity is read from and written to: `id`, `etag`, then one per property in
+/// schema order. The typed columns are the only copy of an entity; its JSON is rendered from them.
+pub fn entity_columns(schema: &EntitySchema) -> Vec<Alias> {
+    ["id", "etag"]
+        .into_iter()
+        .chain(schema.properties.iter().map(|property| property.column))
+        .map(Alias::new)
+        .collect()
+}
+
 fn sql_value(value: &Value) -> SqlValue {
     match value {
         Value::Null => SqlValue::String(None),
@@ -109,7 +119,7 @@ impl Dialect {
     }
 
     /// `INSERT` of new entities of one schema (all with a parent event, or none), each with its
-    /// typed columns, canonical JSON and ETag.
+    /// typed columns and ETag.
     pub fn insert(
         self,
         tenant: &str,
@@ -123,8 +133,7 @@ impl Dialect {
         if has_parent {
             columns.push(Alias::new("event_id"));
         }
-        columns.extend(["id", "etag", "body"].map(Alias::new));
-        columns.extend(schema.properties.iter().map(|p| Alias::new(p.column)));
+        columns.extend(entity_columns(schema));
         let mut statement = Query::insert();
         statement.into_table(table(schema)).columns(columns);
         for row in rows {
@@ -132,11 +141,7 @@ impl Dialect {
             if let Some(event_id) = row.parent_event_id {
                 values.push(event_id.into());
             }
-            values.extend([
-                Expr::from(row.entity.id.as_str()),
-                row.etag.into(),
-                row.entity.to_json(schema).into(),
-            ]);
+            values.extend([Expr::from(row.entity.id.as_str()), row.etag.into()]);
             values.extend(
                 row.entity
                     .values
@@ -148,7 +153,7 @@ impl Dialect {
         self.render(&statement)
     }
 
-    /// `UPDATE` of an entity's JSON, ETag and the typed columns at `changed` positions, only if
+    /// `UPDATE` of an entity's ETag and the typed columns at `changed` positions, only if
     /// its ETag is still `expected_etag`. Untouched columns stay out of the statement, so indexes
     /// on them are not rewritten.
     pub fn update(
@@ -164,8 +169,7 @@ impl Dialect {
         let mut statement = Query::update();
         statement
             .table(table(schema))
-            .value(Alias::new("etag"), new_etag)
-            .value(Alias::new("body"), entity.to_json(schema));
+            .value(Alias::new("etag"), new_etag);
         for &position in changed {
             let property = &schema.properties[position];
             statement.value(
@@ -199,10 +203,10 @@ impl Dialect {
         self.render(&statement)
     }
 
-    /// `SELECT etag, body` of one entity.
+    /// The [`entity_columns`] of one entity.
     pub fn select_one(self, tenant: &str, target: &Target) -> (String, Values) {
         let statement = Query::select()
-            .columns(["etag", "body"].map(Alias::new))
+            .columns(entity_columns(target.schema()))
             .from(table(target.schema()))
             .cond_where(target_condition(tenant, target))
             .to_owned();
@@ -210,8 +214,8 @@ impl Dialect {
     }
 
     /// A page of a collection: filtered, ordered (insertion order when `order` is empty; ties
-    /// broken by `id`), strictly after `cursor`. Selects `seq, etag, body, id` and then the sort
-    /// columns, whose values make the next cursor.
+    /// broken by `id`), strictly after `cursor`. Selects `seq`, the [`entity_columns`] and then the
+    /// sort columns, whose values make the next cursor.
     pub fn select_page(self, tenant: &str, listing: &Listing) -> (String, Values) {
         let collection = listing.collection;
         let mut condition = collection.scope(tenant);
@@ -224,7 +228,8 @@ impl Dialect {
         }
         let mut statement = Query::select();
         statement
-            .columns(["seq", "etag", "body", "id"].map(Alias::new))
+            .column(Alias::new("seq"))
+            .columns(entity_columns(collection.schema()))
             .from(table(collection.schema()))
             .cond_where(condition);
         match &keys {
@@ -278,7 +283,8 @@ impl Dialect {
     /// order (for `$expand`).
     pub fn details_of(self, tenant: &str, event_ids: &[String]) -> (String, Values) {
         let statement = Query::select()
-            .columns(["event_id", "etag", "body"].map(Alias::new))
+            .column(Alias::new("event_id"))
+            .columns(entity_columns(&crate::model::POLICY_STATUS_DETAIL))
             .from(table(&crate::model::POLICY_STATUS_DETAIL))
             .cond_where(
                 Condition::all()

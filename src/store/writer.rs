@@ -532,7 +532,7 @@ async fn select_one(
         .fetch_optional(&mut *connection)
         .await?
         .ok_or(StoreError::NotFound)?;
-    Ok(StoredEntity::from_row(&row, 0)?)
+    Ok(StoredEntity::from_row(&row, 0, target.schema())?)
 }
 
 /// `If-Match` semantics (RFC 9110 §13.1.1): `*` matches any existing entity; otherwise one of the
