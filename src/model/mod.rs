@@ -33,8 +33,13 @@ pub struct Entity {
 impl Entity {
     /// A new entity with a fresh lower-case GUID and every property at its default.
     pub fn with_defaults(schema: &EntitySchema) -> Self {
+        Self::with_id(schema, uuid::Uuid::new_v4().to_string())
+    }
+
+    /// A new entity with the given key and every property at its default.
+    pub fn with_id(schema: &EntitySchema, id: String) -> Self {
         Self {
-            id: uuid::Uuid::new_v4().to_string(),
+            id,
             values: schema
                 .properties
                 .iter()

@@ -553,6 +553,6 @@ fn check_precondition(if_match: Option<&str>, current: &str) -> Result<(), Store
 }
 
 /// A fresh weak entity tag.
-fn new_etag() -> String {
+pub(super) fn new_etag() -> String {
     format!("W/\"{:016x}\"", rand::random::<u64>())
 }
