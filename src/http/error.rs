@@ -96,6 +96,15 @@ impl ApiError {
         .with_header(header::ALLOW, &allowed.join(", "))
     }
 
+    /// A batch step that did not run because a step it depends on failed (api.md §10).
+    pub fn failed_dependency(dependency: &str) -> Self {
+        Self::new(
+            StatusCode::FAILED_DEPENDENCY,
+            "FailedDependency",
+            format!("Not run: it depends on batch request '{dependency}', which failed."),
+        )
+    }
+
     pub fn precondition_failed() -> Self {
         Self::new(
             StatusCode::PRECONDITION_FAILED,

@@ -14,6 +14,7 @@ use futures_util::FutureExt;
 use http_body_util::BodyExt;
 
 use super::AppState;
+use super::batch;
 use super::context::RequestContext;
 use super::error::ApiError;
 use super::metadata;
@@ -84,6 +85,17 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         return Ok(metadata::response());
     }
     let principal = authenticate(state, &parts)?;
+    if matches!(route, Ok(Route::Batch)) {
+        // Not throttled or authorised as a whole: each step is, on its own.
+        check_method(&parts.method, &Route::Batch)?;
+        let context = parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .unwrap_or_else(|| RequestContext::new(None));
+        let body = read_json_body(&parts, body).await?;
+        return batch::run(state, &parts, body, &context, handle_boxed).await;
+    }
     let write = matches!(
         parts.method,
         Method::POST | Method::PATCH | Method::PUT | Method::DELETE
@@ -115,7 +127,16 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         (Route::Event(_) | Route::Detail(..), Method::DELETE) => call.delete(&route).await,
         (Route::Event(_) | Route::Detail(..), _) => call.get(&route).await,
         (Route::Metadata, _) => Ok(metadata::response()),
+        (Route::Batch, _) => unreachable!("batches are answered above"),
     }
+}
+
+/// [`handle`] behind a box: batch steps go through it, and a future cannot contain itself.
+fn handle_boxed<'a>(
+    state: &'a AppState,
+    request: Request,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send + 'a>> {
+    Box::pin(handle(state, request))
 }
 
 fn check_method(method: &Method, route: &Route) -> Result<(), ApiError> {

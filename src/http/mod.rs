@@ -1,6 +1,7 @@
 //! The HTTP layer: the router, shared state, and the middleware every request passes through.
 //! Graph's resources are dispatched by [`graph::dispatch`]; the server's own paths live beside it.
 
+mod batch;
 mod context;
 mod error;
 mod graph;

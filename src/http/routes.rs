@@ -9,6 +9,7 @@ use crate::store::{Collection, Target};
 pub enum Route {
     ServiceDocument,
     Metadata,
+    Batch,
     Events,
     EventsCount,
     Event(String),
@@ -26,6 +27,7 @@ impl Route {
             | Route::EventsCount
             | Route::DetailsCount(_) => &["GET"],
             Route::Events | Route::Details(_) => &["GET", "POST"],
+            Route::Batch => &["POST"],
             Route::Event(_) | Route::Detail(..) => &["GET", "PATCH", "DELETE"],
         }
     }
@@ -79,6 +81,9 @@ pub fn parse(raw_segments: &[&str]) -> Result<Route, ApiError> {
     };
     if first.eq_ignore_ascii_case("$metadata") {
         return finish(rest, Route::Metadata);
+    }
+    if first.eq_ignore_ascii_case("$batch") {
+        return finish(rest, Route::Batch);
     }
     if !first.eq_ignore_ascii_case("deviceManagement") {
         return Err(ApiError::segment_not_found(first));

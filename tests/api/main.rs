@@ -2,6 +2,7 @@
 //! real SQLite file in a fresh data directory.
 
 mod auth;
+mod batch;
 mod crud;
 mod details;
 mod durability;
