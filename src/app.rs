@@ -16,6 +16,7 @@ use crate::cli::{ServeArgs, Throttling};
 use crate::http::throttle::{INTUNE, Throttle};
 use crate::http::{AppState, router};
 use crate::store::{Dialect, Store};
+use crate::tls::{ServerIdentity, TlsListener};
 
 /// The signing key: the data directory's, or on a shared database the one all nodes share.
 pub async fn shared_key(store: &Store, data_dir: &std::path::Path) -> anyhow::Result<SigningKey> {
@@ -33,6 +34,8 @@ pub async fn shared_key(store: &Store, data_dir: &std::path::Path) -> anyhow::Re
 
 pub struct App {
     listener: TcpListener,
+    /// Set when serving HTTPS.
+    tls: Option<Arc<rustls::ServerConfig>>,
     state: Arc<AppState>,
     database: String,
     data_dir: PathBuf,
@@ -40,6 +43,12 @@ pub struct App {
 
 impl App {
     pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&args.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                args.data_dir.display()
+            )
+        })?;
         let url = args
             .database
             .clone()
@@ -56,13 +65,29 @@ impl App {
         let listener = TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {} (is the port in use?)", args.listen))?;
+        let tls = if args.tls {
+            let identity = match (&args.tls_cert, &args.tls_key) {
+                (Some(certificate), Some(key)) => ServerIdentity::Files {
+                    certificate: certificate.clone(),
+                    key: key.clone(),
+                },
+                _ => ServerIdentity::Local {
+                    extra_names: args.tls_names.clone(),
+                },
+            };
+            Some(crate::tls::server_config(&args.data_dir, &identity)?)
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let database = match store.dialect() {
             Dialect::Sqlite => format!("sqlite ({url})"),
             Dialect::Postgres => "postgresql".to_string(),
         };
         Ok(App {
             listener,
-            state: Arc::new(AppState::new(store, &key, throttle, args.page_size)),
+            tls,
+            state: Arc::new(AppState::new(store, &key, throttle, args.page_size, scheme)),
             database,
             data_dir: args.data_dir.clone(),
         })
@@ -76,12 +101,21 @@ impl App {
 
     /// What a person needs to start using the server.
     pub fn banner(&self) -> String {
-        let root = format!("http://{}/beta", self.local_addr());
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let root = format!("{scheme}://{}/beta", self.local_addr());
         let data_dir = self.data_dir.display();
+        let trust = if self.tls.is_some() {
+            format!(
+                "\x20 trust the CA  graphpilot cert --data-dir {data_dir} > graphpilot-ca.pem  (curl --cacert, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE)\n"
+            )
+        } else {
+            String::new()
+        };
         format!(
             "graphpilot {version}: Microsoft Graph (beta) Autopilot events\n\
              \x20 service root  {root}\n\
              \x20 database      {database}\n\
+             {trust}\
              \x20 get a token   TOKEN=$(graphpilot token --data-dir {data_dir} --tenant contoso --app my-app --role DeviceManagementManagedDevices.ReadWrite.All)\n\
              \x20 try it        curl -H \"Authorization: Bearer $TOKEN\" {root}/deviceManagement/autopilotEvents\n",
             version = env!("CARGO_PKG_VERSION"),
@@ -94,14 +128,25 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let listener = self.listener.tap_io(|stream| {
-            let _ = stream.set_nodelay(true);
-        });
         let store = self.state.store.clone();
-        axum::serve(listener, router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("the HTTP server failed")?;
+        let service = router(self.state);
+        match self.tls {
+            Some(config) => {
+                let listener = TlsListener::new(self.listener, config)?;
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                let listener = self.listener.tap_io(|stream| {
+                    let _ = stream.set_nodelay(true);
+                });
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        }
+        .context("the HTTP server failed")?;
         store.close().await;
         Ok(())
     }

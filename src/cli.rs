@@ -32,6 +32,16 @@ pub enum Command {
     /// Fill a tenant with a realistic synthetic fleet (deterministic: same seed, same rows).
     /// Works while the server runs.
     Seed(SeedArgs),
+    /// Print the local CA certificate (PEM) that `serve --tls` certificates are signed by; give it
+    /// to clients (NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE, SSL_CERT_FILE, the OS trust store).
+    Cert(CertArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CertArgs {
+    /// The data directory whose CA to print (created with the CA if missing).
+    #[arg(long, env = "GRAPHPILOT_DATA_DIR", default_value = "./graphpilot-data")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -95,6 +105,20 @@ pub struct ServeArgs {
         default_value = "full"
     )]
     pub durability: Durability,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with a certificate signed by a local CA created once in
+    /// DATA_DIR/tls; `graphpilot cert` prints the CA for clients to trust.
+    #[arg(long, env = "GRAPHPILOT_TLS")]
+    pub tls: bool,
+    /// Extra host names or IP addresses for the local certificate (it always covers localhost,
+    /// 127.0.0.1 and ::1). Repeat for several.
+    #[arg(long = "tls-name", value_name = "NAME", requires = "tls")]
+    pub tls_names: Vec<String>,
+    /// Your own certificate chain (PEM) instead of the local CA's; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_key"], conflicts_with = "tls_names")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_cert"])]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

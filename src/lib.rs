@@ -9,6 +9,7 @@
 //! - [`edm`]: exact EDM primitives (DateTimeOffset, Duration, enums).
 //! - [`store`]: SQLite or PostgreSQL behind one interface, with a group-commit writer.
 //! - [`auth`]: signing keys, token minting and verification, permissions.
+//! - [`tls`]: the local CA, server certificates and the HTTPS listener.
 
 pub mod app;
 pub mod auth;
@@ -19,3 +20,4 @@ pub mod io;
 pub mod model;
 pub mod odata;
 pub mod store;
+pub mod tls;

@@ -12,6 +12,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
         Command::Seed(args) => seed(args),
+        Command::Cert(args) => graphpilot::tls::ca_certificate_pem(&args.data_dir).map(|pem| {
+            print!("{pem}");
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -79,7 +79,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         return Err(ApiError::not_found_path(&path));
     }
     let route = routes::parse(&rest);
-    let base = service_root(&parts);
+    let base = service_root(&parts, state.scheme);
     if matches!(route, Ok(Route::Metadata)) {
         check_method(&parts.method, &Route::Metadata)?;
         return Ok(metadata::response());
@@ -186,7 +186,7 @@ fn authenticate(state: &AppState, parts: &Parts) -> Result<Arc<Principal>, ApiEr
 }
 
 /// `{scheme}://{host}/beta` as the client addressed us.
-fn service_root(parts: &Parts) -> String {
+fn service_root(parts: &Parts, scheme: &str) -> String {
     let host = parts
         .headers
         .get(header::HOST)
@@ -197,7 +197,6 @@ fn service_root(parts: &Parts) -> String {
                 .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
         })
         .unwrap_or("localhost");
-    let scheme = parts.uri.scheme_str().unwrap_or("http");
     format!("{scheme}://{host}/beta")
 }
 

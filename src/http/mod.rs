@@ -33,6 +33,8 @@ pub struct AppState {
     pub throttle: Throttle,
     pub skiptokens: SkipTokens,
     pub page_size: u64,
+    /// `http` or `https`: how clients reach this server (for next links and Location).
+    pub scheme: &'static str,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
         key: &crate::auth::SigningKey,
         throttle: Throttle,
         page_size: u64,
+        scheme: &'static str,
     ) -> Self {
         Self {
             store,
@@ -48,6 +51,7 @@ impl AppState {
             throttle,
             skiptokens: SkipTokens::new(&key.mac_secret),
             page_size,
+            scheme,
         }
     }
 }

@@ -812,7 +812,11 @@ mod bulk_load_tests {
                     .iter()
                     .map(|detail| detail.to_json(&POLICY_STATUS_DETAIL))
                     .collect();
-                (d.event.id.clone(), d.event.to_json(&AUTOPILOT_EVENT), details)
+                (
+                    d.event.id.clone(),
+                    d.event.to_json(&AUTOPILOT_EVENT),
+                    details,
+                )
             })
             .collect();
         store.bulk_insert("contoso", fleet).await.unwrap();
