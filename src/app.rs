@@ -87,7 +87,7 @@ impl App {
         Ok(App {
             listener,
             tls,
-            state: Arc::new(AppState::new(store, &key, throttle, args.page_size, scheme)),
+            state: Arc::new(AppState::new(store, key, throttle, args.page_size, scheme)),
             database,
             data_dir: args.data_dir.clone(),
         })

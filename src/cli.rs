@@ -35,6 +35,55 @@ pub enum Command {
     /// Print the local CA certificate (PEM) that `serve --tls` certificates are signed by; give it
     /// to clients (NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE, SSL_CERT_FILE, the OS trust store).
     Cert(CertArgs),
+    /// Register, list and remove apps that get tokens from the token endpoint
+    /// (POST /{tenant}/oauth2/v2.0/token, client credentials), as MSAL and azure-identity do.
+    #[command(subcommand)]
+    App(AppCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AppCommand {
+    /// Register an app; prints its client id and secret (the secret is shown only this once).
+    Add(AppAddArgs),
+    /// List registered apps (never their secrets).
+    List(StorageArgs),
+    /// Remove an app: its secret stops working at once (tokens already issued run out).
+    Remove(AppRemoveArgs),
+}
+
+/// Where graphpilot keeps its data.
+#[derive(Args, Debug, Clone)]
+pub struct StorageArgs {
+    /// Data directory of the server.
+    #[arg(long, env = "GRAPHPILOT_DATA_DIR", default_value = "./graphpilot-data")]
+    pub data_dir: PathBuf,
+    /// Database URL of the server [default: sqlite://DATA_DIR/graphpilot.db].
+    #[arg(long, env = "GRAPHPILOT_DATABASE")]
+    pub database: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AppAddArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The tenant whose token endpoint issues the app's tokens (their `tid`).
+    #[arg(long)]
+    pub tenant: String,
+    /// A display name for people.
+    #[arg(long)]
+    pub name: String,
+    /// A Graph application permission the app is granted (its tokens' `roles`); repeat for
+    /// several, e.g. DeviceManagementManagedDevices.ReadWrite.All.
+    #[arg(long = "permission", value_name = "PERMISSION", required = true)]
+    pub permissions: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AppRemoveArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The client id `app add` printed.
+    pub client_id: String,
 }
 
 #[derive(Args, Debug)]

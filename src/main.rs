@@ -2,8 +2,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use graphpilot::app::App;
+use graphpilot::auth::apps::register;
 use graphpilot::auth::{SigningKey, TokenRequest, mint};
-use graphpilot::cli::{Cli, Command, LogFormat, SeedArgs, ServeArgs, TokenArgs};
+use graphpilot::cli::{AppCommand, Cli, Command, LogFormat, SeedArgs, ServeArgs, TokenArgs};
 use graphpilot::store::{Durability, Store};
 
 fn main() -> ExitCode {
@@ -12,6 +13,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
         Command::Seed(args) => seed(args),
+        Command::App(command) => app(command),
         Command::Cert(args) => graphpilot::tls::ca_certificate_pem(&args.data_dir).map(|pem| {
             print!("{pem}");
         }),
@@ -64,6 +66,62 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
     )?;
     println!("{token}");
     Ok(())
+}
+
+fn app(command: AppCommand) -> anyhow::Result<()> {
+    let storage = match &command {
+        AppCommand::Add(args) => &args.storage,
+        AppCommand::List(storage) => storage,
+        AppCommand::Remove(args) => &args.storage,
+    };
+    let url = match &storage.database {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&storage.data_dir)?;
+            Store::sqlite_url(&storage.data_dir)
+        }
+    };
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let store = Store::open(&url, Durability::Full).await?;
+        let result = match &command {
+            AppCommand::Add(args) => {
+                let (app, secret) = register(&args.tenant, &args.name, &args.permissions)?;
+                store.add_app(&app).await?;
+                println!("client id      {}", app.client_id);
+                println!("client secret  {secret}");
+                println!("tenant         {}", app.tenant);
+                println!("permissions    {}", app.permissions.join(" "));
+                println!("token endpoint https://HOST:PORT/{}/oauth2/v2.0/token (scope https://graph.microsoft.com/.default)", app.tenant);
+                println!("The secret is shown only now; graphpilot keeps a hash of it.");
+                Ok(())
+            }
+            AppCommand::List(_) => {
+                for app in store.apps(None).await? {
+                    println!(
+                        "{}  tenant={}  name={:?}  permissions={}",
+                        app.client_id,
+                        app.tenant,
+                        app.name,
+                        app.permissions.join(",")
+                    );
+                }
+                Ok(())
+            }
+            AppCommand::Remove(args) => {
+                if store.remove_app(&args.client_id).await? {
+                    println!("removed {}", args.client_id);
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!(
+                        "no app with client id '{}' (see `graphpilot app list`)",
+                        args.client_id
+                    ))
+                }
+            }
+        };
+        store.close().await;
+        result
+    })
 }
 
 fn seed(args: SeedArgs) -> anyhow::Result<()> {

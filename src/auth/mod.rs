@@ -1,6 +1,7 @@
 //! Tokens: minting (the `token` command), verification with a per-token cache, and the permission
 //! rules of api.md §4 and §13.
 
+pub mod apps;
 mod keys;
 
 use std::collections::HashMap;

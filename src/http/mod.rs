@@ -5,6 +5,7 @@ mod batch;
 mod context;
 mod error;
 mod graph;
+mod identity;
 mod metadata;
 mod query;
 mod response;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::auth::Verifier;
 use crate::store::Store;
@@ -29,6 +30,8 @@ use throttle::Throttle;
 /// Everything a request handler may use.
 pub struct AppState {
     pub store: Arc<Store>,
+    /// Signs the token endpoint's tokens; its public half is the JWKS.
+    pub key: crate::auth::SigningKey,
     pub verifier: Verifier,
     pub throttle: Throttle,
     pub skiptokens: SkipTokens,
@@ -40,18 +43,19 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         store: Arc<Store>,
-        key: &crate::auth::SigningKey,
+        key: crate::auth::SigningKey,
         throttle: Throttle,
         page_size: u64,
         scheme: &'static str,
     ) -> Self {
         Self {
             store,
-            verifier: Verifier::new(key),
+            verifier: Verifier::new(&key),
             throttle,
             skiptokens: SkipTokens::new(&key.mac_secret),
             page_size,
             scheme,
+            key,
         }
     }
 }
@@ -59,6 +63,16 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(identity::openid_configuration),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(identity::keys))
+        .route(
+            "/common/discovery/instance",
+            get(identity::instance_discovery),
+        )
         .fallback(graph::dispatch)
         .with_state(state)
         .layer(axum::middleware::from_fn(context::with_request_context))

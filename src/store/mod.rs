@@ -23,7 +23,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::edm::{DateTimeOffset, Duration};
 use crate::model::{EdmType, Entity, EntitySchema, PatchBody, Property, Value};
 use crate::odata::{Predicate, Scalar};
-pub use sql::{Collection, Dialect, Listing, SortKeys, Target, sort_keys};
+pub use sql::{AppRegistration, Collection, Dialect, Listing, SortKeys, Target, sort_keys};
 pub use writer::WriteOp;
 
 /// Read connections per process unless `--pool-size` says otherwise.
@@ -560,6 +560,40 @@ impl Store {
             .execute(&self.readers)
             .await?;
         Ok(())
+    }
+
+    pub async fn add_app(&self, app: &AppRegistration) -> Result<(), StoreError> {
+        let (statement, values) = self.dialect.insert_app(app);
+        sql::bind(statement, values).execute(&self.readers).await?;
+        Ok(())
+    }
+
+    /// Every app registration, or the one with `client_id`.
+    pub async fn apps(&self, client_id: Option<&str>) -> Result<Vec<AppRegistration>, StoreError> {
+        let (statement, values) = self.dialect.select_apps(client_id);
+        let rows = sql::bind(statement, values)
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let permissions: String = row.try_get(4)?;
+                Ok(AppRegistration {
+                    client_id: row.try_get(0)?,
+                    tenant: row.try_get(1)?,
+                    name: row.try_get(2)?,
+                    secret_sha256: row.try_get(3)?,
+                    permissions: permissions.split_whitespace().map(str::to_string).collect(),
+                    created_at: row.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes an app registration; whether there was one.
+    pub async fn remove_app(&self, client_id: &str) -> Result<bool, StoreError> {
+        let (statement, values) = self.dialect.delete_app(client_id);
+        let done = sql::bind(statement, values).execute(&self.readers).await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Refreshes the planner's statistics (after bulk loads): without them SQLite may walk the

@@ -297,6 +297,45 @@ impl Dialect {
         self.render(&statement)
     }
 
+    /// `INSERT` of an app registration.
+    pub fn insert_app(self, app: &AppRegistration) -> (String, Values) {
+        let statement = Query::insert()
+            .into_table(Alias::new("graphpilot_apps"))
+            .columns(APP_COLUMNS.map(Alias::new))
+            .values_panic([
+                app.client_id.as_str().into(),
+                app.tenant.as_str().into(),
+                app.name.as_str().into(),
+                app.secret_sha256.as_str().into(),
+                app.permissions.join(" ").into(),
+                app.created_at.into(),
+            ])
+            .to_owned();
+        self.render(&statement)
+    }
+
+    /// App registrations, all or those of one client id, oldest first.
+    pub fn select_apps(self, client_id: Option<&str>) -> (String, Values) {
+        let mut statement = Query::select();
+        statement
+            .columns(APP_COLUMNS.map(Alias::new))
+            .from(Alias::new("graphpilot_apps"))
+            .order_by(Alias::new("created_at"), Order::Asc)
+            .order_by(Alias::new("client_id"), Order::Asc);
+        if let Some(client_id) = client_id {
+            statement.and_where(col("client_id").eq(client_id));
+        }
+        self.render(&statement)
+    }
+
+    pub fn delete_app(self, client_id: &str) -> (String, Values) {
+        let statement = Query::delete()
+            .from_table(Alias::new("graphpilot_apps"))
+            .and_where(col("client_id").eq(client_id))
+            .to_owned();
+        self.render(&statement)
+    }
+
     /// A bound predicate as SQL that is never NULL: OData's two-valued logic, so `not` means what
     /// it says even where columns are null.
     pub fn lower(self, predicate: &Predicate) -> Condition {
@@ -376,6 +415,26 @@ pub struct NewRow<'a> {
     pub entity: &'a Entity,
     pub etag: &'a str,
 }
+
+/// An app registration of the token endpoint (see [`crate::auth::apps`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppRegistration {
+    pub client_id: String,
+    pub tenant: String,
+    pub name: String,
+    pub secret_sha256: String,
+    pub permissions: Vec<String>,
+    pub created_at: i64,
+}
+
+const APP_COLUMNS: [&str; 6] = [
+    "client_id",
+    "tenant_id",
+    "name",
+    "secret_sha256",
+    "permissions",
+    "created_at",
+];
 
 /// What a page is asked for.
 pub struct Listing<'a> {

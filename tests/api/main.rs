@@ -7,6 +7,7 @@ mod crud;
 mod details;
 mod durability;
 mod helpers;
+mod identity;
 mod nodes;
 mod odata;
 mod paging;
