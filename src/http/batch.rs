@@ -275,7 +275,17 @@ fn step_request(
             step.id
         )));
     }
+    // The SDKs' batch builders keep the version segment (`/beta/deviceManagement/…`); Graph
+    // accepts both forms, and `/v1.0/…` answers as v1.0 does.
     let relative = step.url.trim_start_matches('/');
+    let (root, relative) = match relative.split_once('/') {
+        Some((first, rest))
+            if first.eq_ignore_ascii_case("beta") || first.eq_ignore_ascii_case("v1.0") =>
+        {
+            (first, rest)
+        }
+        _ => ("beta", relative),
+    };
     if relative
         .split(['?', '/'])
         .next()
@@ -290,7 +300,7 @@ fn step_request(
     let escaped = percent_encoding::utf8_percent_encode(relative, NOT_IN_URI);
     let mut request = Request::builder()
         .method(step.method.clone())
-        .uri(format!("/beta/{escaped}"));
+        .uri(format!("/{root}/{escaped}"));
     for (name, value) in &step.headers {
         request = request.header(name, value);
     }
@@ -327,7 +337,10 @@ async fn step_answer(id: &str, response: Response) -> Json {
             continue;
         }
         if let Ok(value) = value.to_str() {
-            headers.insert(name.as_str().to_string(), Json::String(value.to_string()));
+            headers.insert(
+                graph_header_name(name.as_str()),
+                Json::String(value.to_string()),
+            );
         }
     }
     let mut answer = Map::new();
@@ -349,4 +362,25 @@ async fn step_answer(id: &str, response: Response) -> Json {
         answer.insert("body".into(), body);
     }
     Json::Object(answer)
+}
+
+/// Header names as Graph writes them inside batch responses (`Content-Type`, `ETag`, …); the SDKs
+/// look some of them up case-sensitively. Graph's own ids stay lower-case (`request-id`).
+fn graph_header_name(name: &str) -> String {
+    match name {
+        "etag" => "ETag".into(),
+        "odata-version" => "OData-Version".into(),
+        "www-authenticate" => "WWW-Authenticate".into(),
+        "request-id" | "client-request-id" => name.into(),
+        _ => name
+            .split('-')
+            .map(|part| {
+                let mut chars = part.chars();
+                chars.next().map_or_else(String::new, |first| {
+                    first.to_ascii_uppercase().to_string() + chars.as_str()
+                })
+            })
+            .collect::<Vec<_>>()
+            .join("-"),
+    }
 }

@@ -275,3 +275,41 @@ pub async fn assert_graph_error(response: Response, status: u16, code: &str) -> 
     assert!(error["innerError"]["date"].is_string());
     error["message"].as_str().unwrap().to_string()
 }
+
+/// `graphpilot app add` with read-write permission on the app's storage: (client id, secret).
+pub fn register_app(app: &TestApp, tenant: &str) -> (String, String) {
+    let output = std::process::Command::new(binary())
+        .args(["app", "add"])
+        .args(app.storage.args())
+        .args([
+            "--tenant",
+            tenant,
+            "--name",
+            "sdk test",
+            "--permission",
+            READ_WRITE,
+        ])
+        .output()
+        .expect("graphpilot app add runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "app add failed: {output:?}");
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .trim()
+            .to_string()
+    };
+    (field("client id"), field("client secret"))
+}
+
+/// The CA certificate `graphpilot cert` prints for the app's data directory.
+pub fn graphpilot_cert(app: &TestApp) -> String {
+    let output = std::process::Command::new(binary())
+        .args(["cert", "--data-dir"])
+        .arg(&app.data_dir)
+        .output()
+        .expect("graphpilot cert runs");
+    assert!(output.status.success(), "cert failed: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}

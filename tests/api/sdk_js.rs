@@ -1,13 +1,18 @@
 //! The official Microsoft Graph JavaScript client (`@microsoft/microsoft-graph-client`, from npm,
-//! unmodified) drives create, get, PATCH, paging and delete against the running server.
+//! unmodified) over HTTPS: a token from the token endpoint, then create, get, filter, PageIterator,
+//! PATCH, $batch, delete and a 404 as GraphError.
 
 use std::path::Path;
 
 use crate::helpers::*;
 
 #[tokio::test]
-async fn the_official_javascript_client_creates_reads_pages_patches_and_deletes() {
-    let app = spawn_app().await;
+async fn the_official_javascript_client_runs_its_scenario_over_https() {
+    let app = spawn_app_with(Options {
+        extra: vec!["--tls".into()],
+        ..Options::default()
+    })
+    .await;
     let sdk_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/js");
     assert!(
         sdk_dir
@@ -15,11 +20,20 @@ async fn the_official_javascript_client_creates_reads_pages_patches_and_deletes(
             .exists(),
         "the SDK is not installed: run `npm ci --prefix tests/sdk/js` (scripts/test does)"
     );
+    let (client_id, secret) = register_app(&app, "contoso");
+    let ca = app.data_dir.join("ca-for-clients.pem");
+    std::fs::write(&ca, graphpilot_cert(&app)).unwrap();
+    // The certificate names localhost; the banner prints the bound address.
+    let base = app.base().replace("127.0.0.1", "localhost");
+    assert!(base.starts_with("https://"), "{base}");
     let output = tokio::process::Command::new("node")
         .arg("crud.mjs")
         .current_dir(&sdk_dir)
-        .env("GRAPHPILOT_BASE", app.base())
-        .env("GRAPHPILOT_TOKEN", &app.token)
+        .env("GRAPHPILOT_BASE", &base)
+        .env("GRAPHPILOT_TENANT", "contoso")
+        .env("GRAPHPILOT_CLIENT_ID", &client_id)
+        .env("GRAPHPILOT_CLIENT_SECRET", &secret)
+        .env("NODE_EXTRA_CA_CERTS", &ca)
         .output()
         .await
         .expect("node runs");
