@@ -11,6 +11,8 @@ use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use http_body_util::BodyExt;
 use serde_json::{Map, Value as Json};
 
@@ -269,15 +271,19 @@ fn step_request(
     step: &Step,
     context: &RequestContext,
 ) -> Result<Request, ApiError> {
-    if step.url.contains("://") {
-        return Err(ApiError::bad_request(format!(
-            "The url of batch request '{}' must be relative to the service root, like '/deviceManagement/autopilotEvents'.",
-            step.id
-        )));
-    }
+    // Graph documents relative URLs, but the official Python SDK sends absolute ones: their path
+    // and query are used, whatever the host.
+    let url = match step.url.split_once("://") {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http") =>
+        {
+            rest.find('/').map_or("", |path| &rest[path..])
+        }
+        _ => step.url.as_str(),
+    };
     // The SDKs' batch builders keep the version segment (`/beta/deviceManagement/…`); Graph
     // accepts both forms, and `/v1.0/…` answers as v1.0 does.
-    let relative = step.url.trim_start_matches('/');
+    let relative = url.trim_start_matches('/');
     let (root, relative) = match relative.split_once('/') {
         Some((first, rest))
             if first.eq_ignore_ascii_case("beta") || first.eq_ignore_ascii_case("v1.0") =>
@@ -323,7 +329,7 @@ fn step_request(
     Ok(request)
 }
 
-/// `{id, status, headers, body}` of one step: JSON bodies as JSON, other text as a string.
+/// `{id, status, headers, body}` of one step: JSON bodies as JSON, others base64-encoded.
 async fn step_answer(id: &str, response: Response) -> Json {
     let (parts, body) = response.into_parts();
     let bytes = body
@@ -353,11 +359,12 @@ async fn step_answer(id: &str, response: Response) -> Json {
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.starts_with("application/json"));
-        let text = || Json::String(String::from_utf8_lossy(&bytes).into_owned());
+        // Graph base64-encodes every body that is not JSON (`$count`'s text/plain included).
+        let encoded = || Json::String(STANDARD.encode(&bytes));
         let body = if is_json {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| text())
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| encoded())
         } else {
-            text()
+            encoded()
         };
         answer.insert("body".into(), body);
     }

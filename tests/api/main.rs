@@ -12,5 +12,6 @@ mod nodes;
 mod odata;
 mod paging;
 mod sdk_js;
+mod sdk_python;
 mod startup;
 mod throttling;

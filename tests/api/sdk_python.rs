@@ -1,0 +1,51 @@
+//! The official Microsoft Graph beta SDK for Python (`msgraph-beta-sdk`, from PyPI, unmodified)
+//! with azure-identity's `ClientSecretCredential` pointed at graphpilot's authority, over HTTPS:
+//! token endpoint → create, get, filter, PageIterator, PATCH, $batch, delete, 404.
+
+use std::path::Path;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn the_official_python_sdk_runs_its_scenario_over_https() {
+    let app = spawn_app_with(Options {
+        extra: vec!["--tls".into()],
+        ..Options::default()
+    })
+    .await;
+    let sdk_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/python");
+    let python = sdk_dir.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "the SDK is not installed: run scripts/test, or python3 -m venv tests/sdk/python/.venv && \
+         tests/sdk/python/.venv/bin/pip install -r tests/sdk/python/requirements.txt"
+    );
+    let (client_id, secret) = register_app(&app, "contoso");
+    let ca = app.data_dir.join("ca-for-clients.pem");
+    std::fs::write(&ca, graphpilot_cert(&app)).unwrap();
+    let base = app.base().replace("127.0.0.1", "localhost");
+    let output = tokio::process::Command::new(&python)
+        .arg("scenario.py")
+        .current_dir(&sdk_dir)
+        .env("GRAPHPILOT_BASE", &base)
+        .env("GRAPHPILOT_TENANT", "contoso")
+        .env("GRAPHPILOT_CLIENT_ID", &client_id)
+        .env("GRAPHPILOT_CLIENT_SECRET", &secret)
+        // httpx (the SDK) reads SSL_CERT_FILE, requests (azure-identity's sync parts)
+        // REQUESTS_CA_BUNDLE; aiohttp (its async transport) uses the SSL_CERT_FILE default too.
+        .env("SSL_CERT_FILE", &ca)
+        .env("REQUESTS_CA_BUNDLE", &ca)
+        .output()
+        .await
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "SDK scenario failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("ok delete and 404 as ODataError"),
+        "{stdout}"
+    );
+}
