@@ -15,3 +15,4 @@ mod sdk_js;
 mod sdk_python;
 mod startup;
 mod throttling;
+mod tls;
