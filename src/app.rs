@@ -87,7 +87,14 @@ impl App {
         Ok(App {
             listener,
             tls,
-            state: Arc::new(AppState::new(store, key, throttle, args.page_size, scheme)),
+            state: Arc::new(AppState::new(
+                store,
+                key,
+                throttle,
+                args.page_size,
+                scheme,
+                args.journal_size,
+            )),
             database,
             data_dir: args.data_dir.clone(),
         })

@@ -39,6 +39,96 @@ pub enum Command {
     /// (POST /{tenant}/oauth2/v2.0/token, client credentials), as MSAL and azure-identity do.
     #[command(subcommand)]
     App(AppCommand),
+    /// Import events (upsert by id, details included) from NDJSON files, or from Graph list
+    /// responses saved by scripts and PowerShell ({"value": [...]} pages, or JSON arrays).
+    /// Works while the server runs.
+    Import(ImportArgs),
+    /// Export a tenant's events (with their policy status details) as NDJSON, JSON or CSV.
+    Export(ExportArgs),
+    /// Delete the events and details of one tenant, or of all tenants. Works while the server runs.
+    Reset(ResetArgs),
+    /// Show the running server's request journal (the last requests with status, latency,
+    /// request-id, tenant and app); --tail follows new ones.
+    Requests(RequestsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The tenant the events go to.
+    #[arg(long)]
+    pub tenant: String,
+    /// skip: report bad records (file and line) and import the rest; stop: check every file
+    /// first and import nothing if a record is bad.
+    #[arg(long, value_enum, default_value = "stop")]
+    pub on_error: crate::io::import::OnError,
+    /// Files to import, in order (a later record with the same id wins).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One event per line with its policyStatusDetails inline (what import reads back).
+    Ndjson,
+    /// One JSON document shaped like a Graph page: {"value": [...]}.
+    Json,
+    /// One row per event (details counted, not listed), for spreadsheets.
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The tenant to export.
+    #[arg(long)]
+    pub tenant: String,
+    #[arg(long, value_enum, default_value = "ndjson")]
+    pub format: ExportFormat,
+    /// Write here instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["tenant", "all"])))]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The tenant to empty.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Empty every tenant.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RequestsArgs {
+    /// The server's address, as its banner prints it (without /beta).
+    #[arg(long, env = "GRAPHPILOT_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Data directory of the server: its key signs the admin token used here, and its CA is
+    /// trusted for https.
+    #[arg(long, env = "GRAPHPILOT_DATA_DIR", default_value = "./graphpilot-data")]
+    pub data_dir: PathBuf,
+    /// Keep following new requests (Ctrl-C to stop).
+    #[arg(long)]
+    pub tail: bool,
+    #[arg(long)]
+    pub tenant: Option<String>,
+    #[arg(long)]
+    pub app: Option<String>,
+    #[arg(long)]
+    pub status: Option<u16>,
+    /// Only paths that contain this text.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// How many of the latest requests to show first.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -165,6 +255,10 @@ pub struct ServeArgs {
     /// Your own certificate chain (PEM) instead of the local CA's; needs --tls-key.
     #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_key"], conflicts_with = "tls_names")]
     pub tls_cert: Option<PathBuf>,
+    /// How many finished requests the journal keeps in memory (GET /graphpilot/requests,
+    /// `graphpilot requests`); 0 turns it off.
+    #[arg(long, env = "GRAPHPILOT_JOURNAL_SIZE", default_value_t = 10_000)]
+    pub journal_size: usize,
     /// The private key (PEM) of --tls-cert.
     #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_cert"])]
     pub tls_key: Option<PathBuf>,
@@ -187,6 +281,10 @@ pub struct TokenArgs {
     /// Application permission (`roles` claim), e.g. DeviceManagementManagedDevices.ReadWrite.All. Repeatable.
     #[arg(long = "role", value_name = "PERMISSION")]
     pub roles: Vec<String>,
+    /// Add the graphpilot.Admin role: the token may use the admin API (/graphpilot/…: reset,
+    /// seed, import, export, request journal).
+    #[arg(long)]
+    pub admin: bool,
     /// Delegated permission (`scp` claim); makes a delegated (user) token. Repeatable.
     #[arg(long = "scope", value_name = "PERMISSION")]
     pub scopes: Vec<String>,
@@ -209,6 +307,10 @@ pub struct SeedArgs {
     /// Random seed: the same seed and tenant give identical events on any machine.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// What kind of history: mostly-healthy, bad-rollout (one ESP profile fails in the last
+    /// week), stuck-in-progress (many recent deployments never finish).
+    #[arg(long, value_enum, default_value = "mostly-healthy")]
+    pub scenario: crate::io::seed::Scenario,
     /// Latest event time; events spread over the 90 days before it. `now` uses the clock
     /// (and so is not reproducible).
     #[arg(long, default_value = "2026-11-01T00:00:00Z")]

@@ -9,11 +9,17 @@ use graphpilot::store::{Durability, Store};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS implementation for the server and the HTTP client: aws-lc-rs, as for the keys.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
         Command::Seed(args) => seed(args),
         Command::App(command) => app(command),
+        Command::Import(args) => block_on(graphpilot::io::commands::import(args)),
+        Command::Export(args) => block_on(graphpilot::io::commands::export(args)),
+        Command::Reset(args) => block_on(graphpilot::io::commands::reset(args)),
+        Command::Requests(args) => block_on(graphpilot::io::commands::requests(args)),
         Command::Cert(args) => graphpilot::tls::ca_certificate_pem(&args.data_dir).map(|pem| {
             print!("{pem}");
         }),
@@ -58,7 +64,13 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         &TokenRequest {
             tenant: &args.tenant,
             app: &args.app,
-            roles: args.roles,
+            roles: if args.admin {
+                let mut roles = args.roles;
+                roles.push(graphpilot::auth::ADMIN_ROLE.to_string());
+                roles
+            } else {
+                args.roles
+            },
             scopes: args.scopes,
             user: args.user.as_deref(),
             expires_in: args.expires_in,
@@ -122,6 +134,10 @@ fn app(command: AppCommand) -> anyhow::Result<()> {
         store.close().await;
         result
     })
+}
+
+fn block_on(work: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(work)
 }
 
 fn seed(args: SeedArgs) -> anyhow::Result<()> {

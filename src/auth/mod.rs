@@ -26,6 +26,9 @@ pub const READ_PERMISSIONS: [&str; 4] = [
     "DeviceManagementConfiguration.ReadWrite.All",
 ];
 
+/// The role of tokens allowed to use the admin API (`/graphpilot/…`); not a Graph permission.
+pub const ADMIN_ROLE: &str = "graphpilot.Admin";
+
 pub const WRITE_PERMISSIONS: [&str; 2] = [
     "DeviceManagementManagedDevices.ReadWrite.All",
     "DeviceManagementConfiguration.ReadWrite.All",

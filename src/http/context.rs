@@ -1,14 +1,17 @@
 //! Per-request identity: `request-id` (ours) and `client-request-id` (the caller's, else ours),
 //! attached to every response, every error body and every log line of the request.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
+use super::AppState;
+use super::journal::{Caller, Faulted, JournalEntry};
 use crate::edm::{DateTimeOffset, TICKS_PER_SECOND};
 
 #[derive(Clone, Debug)]
@@ -42,19 +45,30 @@ impl RequestContext {
 }
 
 /// Middleware: creates the context, runs the request inside a span that carries the request-id,
-/// stamps the ids on the response and writes one access-log line.
-pub async fn with_request_context(mut request: Request, next: Next) -> Response {
+/// stamps the ids on the response, writes one access-log line and one journal entry.
+pub async fn with_request_context(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let client_request_id = request
         .headers()
         .get("client-request-id")
         .and_then(|value| value.to_str().ok());
     let context = RequestContext::new(client_request_id);
     request.extensions_mut().insert(context.clone());
+    let caller = Caller::default();
+    request.extensions_mut().insert(caller.clone());
     let span = tracing::info_span!("request", request_id = %context.request_id);
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let query = request.uri().query().map(str::to_string);
     let clock = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
+    let latency_ms = clock.elapsed().as_secs_f64() * 1000.0;
+    let status = response.status().as_u16();
+    let faulted = response.extensions().get::<Faulted>().is_some();
+    let (tenant, app) = caller.get().unzip();
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&context.request_id) {
         headers.insert("request-id", value);
@@ -66,11 +80,29 @@ pub async fn with_request_context(mut request: Request, next: Next) -> Response 
         tracing::info!(
             %method,
             path,
-            status = response.status().as_u16(),
-            latency_ms = clock.elapsed().as_secs_f64() * 1000.0,
+            status,
+            latency_ms,
             client_request_id = %context.client_request_id,
             "request finished"
         );
     });
+    state.journal.record(
+        context.started,
+        JournalEntry {
+            sequence: 0,
+            time: context.started.to_string(),
+            request_id: context.request_id,
+            client_request_id: context.client_request_id,
+            tenant,
+            app,
+            method: method.to_string(),
+            path,
+            query,
+            status,
+            latency_ms,
+            throttled: status == 429 && !faulted,
+            faulted,
+        },
+    );
     response
 }

@@ -17,6 +17,7 @@ use super::AppState;
 use super::batch;
 use super::context::RequestContext;
 use super::error::ApiError;
+use super::journal::Caller;
 use super::metadata;
 use super::query::ResolvedQuery;
 use super::response::{empty_response, entity_response, json_response, json_string, text_response};
@@ -85,6 +86,9 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         return Ok(metadata::response());
     }
     let principal = authenticate(state, &parts)?;
+    if let Some(caller) = parts.extensions.get::<Caller>() {
+        caller.set(&principal.tenant, &principal.app);
+    }
     if matches!(route, Ok(Route::Batch)) {
         // Not throttled or authorised as a whole: each step is, on its own.
         check_method(&parts.method, &Route::Batch)?;
@@ -155,7 +159,7 @@ fn check_method(method: &Method, route: &Route) -> Result<(), ApiError> {
 }
 
 /// Exactly one `Authorization: Bearer <token>` header, verified.
-fn authenticate(state: &AppState, parts: &Parts) -> Result<Arc<Principal>, ApiError> {
+pub(super) fn authenticate(state: &AppState, parts: &Parts) -> Result<Arc<Principal>, ApiError> {
     let mut headers = parts.headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = headers.next() else {
         return Err(ApiError::unauthenticated("Access token is empty."));

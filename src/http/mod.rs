@@ -1,11 +1,13 @@
 //! The HTTP layer: the router, shared state, and the middleware every request passes through.
 //! Graph's resources are dispatched by [`graph::dispatch`]; the server's own paths live beside it.
 
+mod admin;
 mod batch;
 mod context;
 mod error;
 mod graph;
 mod identity;
+pub mod journal;
 mod metadata;
 mod query;
 mod response;
@@ -18,12 +20,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::auth::Verifier;
 use crate::store::Store;
 pub use context::RequestContext;
 pub use error::ApiError;
+use journal::Journal;
 use skiptoken::SkipTokens;
 use throttle::Throttle;
 
@@ -38,6 +41,7 @@ pub struct AppState {
     pub page_size: u64,
     /// `http` or `https`: how clients reach this server (for next links and Location).
     pub scheme: &'static str,
+    pub journal: Journal,
 }
 
 impl AppState {
@@ -47,6 +51,7 @@ impl AppState {
         throttle: Throttle,
         page_size: u64,
         scheme: &'static str,
+        journal_size: usize,
     ) -> Self {
         Self {
             store,
@@ -56,6 +61,7 @@ impl AppState {
             page_size,
             scheme,
             key,
+            journal: Journal::new(journal_size),
         }
     }
 }
@@ -73,9 +79,22 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/common/discovery/instance",
             get(identity::instance_discovery),
         )
+        .route("/graphpilot/openapi.json", get(admin::openapi))
+        .route("/graphpilot/requests", get(admin::requests))
+        .route("/graphpilot/tenants", delete(admin::reset_all))
+        .route("/graphpilot/tenants/{tenant}", delete(admin::reset_tenant))
+        .route("/graphpilot/tenants/{tenant}/seed", post(admin::seed))
+        .route("/graphpilot/tenants/{tenant}/export", get(admin::export))
+        .route(
+            "/graphpilot/tenants/{tenant}/import",
+            post(admin::import_records),
+        )
         .fallback(graph::dispatch)
-        .with_state(state)
-        .layer(axum::middleware::from_fn(context::with_request_context))
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            context::with_request_context,
+        ))
 }
 
 /// 200 with no work behind it: the listener is bound only after the store has opened and migrated,

@@ -4,6 +4,7 @@
 //! total), end follows start, failures carry plausible details, and each event carries the apps
 //! and policies its Enrollment Status Page tracked.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -14,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::cli::SeedArgs;
 use crate::edm::{DateTimeOffset, Duration, Seconds, TICKS_PER_SECOND};
 use crate::model::{AUTOPILOT_EVENT, Entity, POLICY_STATUS_DETAIL, Value};
-use crate::store::{Durability, Store};
+use crate::store::{Durability, LoadKind, Store, StoreError};
 
 /// One generated deployment: the event and its policy status details.
 #[derive(Debug)]
@@ -155,6 +156,34 @@ const LAST_NAMES: [&str; 16] = [
     "knuth",
 ];
 
+/// The kind of fleet history to generate.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Scenario {
+    /// About 78% success, 9% failure, 5% in progress, spread over 90 days.
+    #[default]
+    MostlyHealthy,
+    /// As healthy, except that in the last 7 days most deployments with the "ESP - Engineering"
+    /// Enrollment Status Page fail installing Microsoft 365 Apps.
+    BadRollout,
+    /// As healthy, except that about a third of the last 2 days' deployments are stuck in
+    /// progress.
+    StuckInProgress,
+}
+
+/// The Enrollment Status Page whose rollout goes wrong in [`Scenario::BadRollout`].
+const BAD_ROLLOUT_ESP: &str = "ESP - Engineering";
+
 /// A generator for one tenant. `end` is the latest event time; events spread over the 90 days
 /// before it.
 pub struct FleetGenerator {
@@ -162,10 +191,11 @@ pub struct FleetGenerator {
     domain: String,
     end: DateTimeOffset,
     index: u64,
+    scenario: Scenario,
 }
 
 impl FleetGenerator {
-    pub fn new(tenant: &str, seed: u64, end: DateTimeOffset) -> Self {
+    pub fn new(tenant: &str, seed: u64, end: DateTimeOffset, scenario: Scenario) -> Self {
         let slug: String = tenant
             .chars()
             .filter(char::is_ascii_alphanumeric)
@@ -182,6 +212,7 @@ impl FleetGenerator {
             domain,
             end,
             index: 0,
+            scenario,
         }
     }
 
@@ -257,7 +288,34 @@ impl FleetGenerator {
             self.phase(6.0 * 60.0, 0.6)
         };
         let oobe = self.phase(150.0, 0.3);
+        // Scenarios change recent outcomes only (and draw from the generator only then, so the
+        // healthy fleet of a seed stays the same).
+        let end_ticks = self.end.ticks();
+        let recent = |days: i64| start >= end_ticks - days * 86_400 * TICKS_PER_SECOND;
+        let rollout_failure = self.scenario == Scenario::BadRollout
+            && esp_name == BAD_ROLLOUT_ESP
+            && recent(7)
+            && self.rng.random_bool(0.7);
+        let outcome = if rollout_failure {
+            "failure"
+        } else if self.scenario == Scenario::StuckInProgress
+            && recent(2)
+            && self.rng.random_bool(0.35)
+        {
+            "inProgress"
+        } else {
+            outcome
+        };
         let (device_status, account_status, enrollment_state, failure) = match outcome {
+            "failure" if rollout_failure => {
+                account_setup = 0;
+                (
+                    "failure",
+                    "notAttempted",
+                    "enrolled",
+                    Some(DEVICE_FAILURES[2]),
+                )
+            }
             "failure" => {
                 if self.rng.random_bool(0.6) || self_deploying {
                     account_setup = 0;
@@ -455,7 +513,75 @@ impl FleetGenerator {
 /// writes are not held up for long.
 const CHUNK: u64 = 10_000;
 
-/// `graphpilot seed`: generates in one thread while the previous chunk is written in another.
+/// What to seed.
+pub struct SeedPlan {
+    pub tenant: String,
+    pub count: u64,
+    pub seed: u64,
+    pub scenario: Scenario,
+    pub end: DateTimeOffset,
+}
+
+/// What a seed created.
+pub struct SeedOutcome {
+    pub events: u64,
+    pub details: u64,
+    /// Whether indexes were deferred (the tables were empty) and built again at the end.
+    pub rebuilt_indexes: bool,
+    pub rows_seconds: f64,
+}
+
+/// Generates and stores `plan`: generation runs while the previous chunk is written.
+/// `progress` hears how many events are stored so far.
+pub async fn seed_tenant(
+    store: &Arc<Store>,
+    plan: &SeedPlan,
+    progress: impl Fn(u64),
+) -> Result<SeedOutcome, StoreError> {
+    let clock = Instant::now();
+    let deferred = store.begin_bulk_load(LoadKind::Insert).await?;
+    let mut generator = FleetGenerator::new(&plan.tenant, plan.seed, plan.end, plan.scenario);
+    let mut pending: Option<(u64, tokio::task::JoinHandle<Result<(), StoreError>>)> = None;
+    let (mut generated, mut stored, mut details) = (0, 0, 0);
+    while generated < plan.count {
+        let size = CHUNK.min(plan.count - generated);
+        let chunk: Vec<Deployment> = (0..size).map(|_| generator.next_deployment()).collect();
+        details += chunk.iter().map(|d| d.details.len() as u64).sum::<u64>();
+        generated += size;
+        if let Some((written, task)) = pending.take() {
+            task.await
+                .map_err(|error| anyhow::anyhow!("the seed writer stopped: {error}"))??;
+            stored += written;
+            progress(stored);
+        }
+        let store = store.clone();
+        let tenant = plan.tenant.clone();
+        pending = Some((
+            size,
+            tokio::spawn(async move { store.bulk_load(&tenant, chunk, LoadKind::Insert).await }),
+        ));
+    }
+    if let Some((written, task)) = pending.take() {
+        task.await
+            .map_err(|error| anyhow::anyhow!("the seed writer stopped: {error}"))??;
+        stored += written;
+        progress(stored);
+    }
+    let rows_seconds = clock.elapsed().as_secs_f64();
+    if deferred {
+        store.finish_bulk_load().await?;
+    }
+    store.analyze().await?;
+    store.checkpoint().await?;
+    Ok(SeedOutcome {
+        events: stored,
+        details,
+        rebuilt_indexes: deferred,
+        rows_seconds,
+    })
+}
+
+/// `graphpilot seed`, with a progress bar.
 pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     let end = if args.end == "now" {
         DateTimeOffset::now()
@@ -486,57 +612,39 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         .progress_chars("=> "),
     );
     bar.set_message(args.tenant.clone());
-    let deferred = store.begin_bulk_load().await?;
     let clock = Instant::now();
-    let mut generator = FleetGenerator::new(&args.tenant, args.seed, end);
-    let mut pending: Option<(
-        u64,
-        tokio::task::JoinHandle<Result<(), crate::store::StoreError>>,
-    )> = None;
-    let mut generated = 0;
-    let mut details = 0;
-    while generated < args.count {
-        let size = CHUNK.min(args.count - generated);
-        let chunk: Vec<Deployment> = (0..size).map(|_| generator.next_deployment()).collect();
-        details += chunk.iter().map(|d| d.details.len() as u64).sum::<u64>();
-        generated += size;
-        if let Some((written, task)) = pending.take() {
-            task.await??;
-            bar.inc(written);
+    let plan = SeedPlan {
+        tenant: args.tenant.clone(),
+        count: args.count,
+        seed: args.seed,
+        scenario: args.scenario,
+        end,
+    };
+    let outcome = seed_tenant(&store, &plan, |stored| {
+        bar.set_position(stored);
+        if stored == args.count {
+            bar.set_message(format!("{}: indexes, statistics, checkpoint", args.tenant));
         }
-        let store = store.clone();
-        let tenant = args.tenant.clone();
-        pending = Some((
-            size,
-            tokio::spawn(async move { store.bulk_insert(&tenant, chunk).await }),
-        ));
-    }
-    if let Some((written, task)) = pending.take() {
-        task.await??;
-        bar.inc(written);
-    }
-    let rows_done = clock.elapsed();
-    if deferred {
-        bar.set_message(format!("{}: building indexes", args.tenant));
-        store.finish_bulk_load().await?;
-    }
-    let indexes_done = clock.elapsed();
-    bar.set_message(format!("{}: statistics and checkpoint", args.tenant));
-    store.analyze().await?;
-    store.checkpoint().await?;
+    })
+    .await?;
     bar.finish_and_clear();
     store.close().await;
-    let total = clock.elapsed();
+    let total = clock.elapsed().as_secs_f64();
     println!(
-        "seeded {} events and {details} policy status details into tenant '{}' in {:.1} s \
-         (rows {:.1} s, indexes {:.1} s, statistics and checkpoint {:.1} s; seed {})",
-        args.count,
+        "seeded {} events and {} policy status details into tenant '{}' in {total:.1} s \
+         (rows {:.1} s, {} {:.1} s; seed {}, scenario {:?})",
+        outcome.events,
+        outcome.details,
         args.tenant,
-        total.as_secs_f64(),
-        rows_done.as_secs_f64(),
-        (indexes_done - rows_done).as_secs_f64(),
-        (total - indexes_done).as_secs_f64(),
-        args.seed
+        outcome.rows_seconds,
+        if outcome.rebuilt_indexes {
+            "indexes, statistics and checkpoint"
+        } else {
+            "statistics and checkpoint"
+        },
+        total - outcome.rows_seconds,
+        args.seed,
+        args.scenario,
     );
     Ok(())
 }
@@ -562,7 +670,8 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_fleet_and_another_seed_another() {
         let json = |seed| {
-            let mut generator = FleetGenerator::new("contoso", seed, end());
+            let mut generator =
+                FleetGenerator::new("contoso", seed, end(), Scenario::MostlyHealthy);
             (0..50)
                 .map(|_| generator.next_deployment().event.to_json(&AUTOPILOT_EVENT))
                 .collect::<Vec<_>>()
@@ -573,7 +682,7 @@ mod tests {
 
     #[test]
     fn generated_events_are_valid_and_their_phases_add_up() {
-        let mut generator = FleetGenerator::new("contoso", 1, end());
+        let mut generator = FleetGenerator::new("contoso", 1, end(), Scenario::MostlyHealthy);
         let get = |entity: &Entity, name: &str| {
             entity.values[AUTOPILOT_EVENT.property(name).unwrap().0].clone()
         };

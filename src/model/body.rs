@@ -62,12 +62,48 @@ pub fn decode_create(
     let entity = build_entity(schema, members, |name, json| match name {
         "id" => Ok(true),
         "policyStatusDetails" if allow_details => {
-            details = decode_details(json)?;
+            details = decode_details(json, false)?;
             Ok(true)
         }
         _ => Ok(false),
     })?;
     Ok(CreateBody { entity, details })
+}
+
+/// Decodes one record of an import (an event as Graph or `export` writes it): like a create body
+/// with inline details, but the ids of the event and of each detail are kept, since an import
+/// upserts by id; annotations (`@odata.etag`, `policyStatusDetails@odata.context`) are skipped.
+pub fn decode_import(bytes: &[u8]) -> Result<CreateBody, BodyError> {
+    let schema = &super::AUTOPILOT_EVENT;
+    let members = parse_object(bytes)?;
+    let mut details = Vec::new();
+    let mut id = None;
+    let mut entity = build_entity(schema, members, |name, json| match name {
+        "id" => {
+            id = Some(record_id(json, schema)?);
+            Ok(true)
+        }
+        "policyStatusDetails" => {
+            details = decode_details(json, true)?;
+            Ok(true)
+        }
+        _ => Ok(name.starts_with("policyStatusDetails@")),
+    })?;
+    entity.id = id.ok_or_else(|| {
+        BodyError::Invalid("An imported event needs its 'id' (imports upsert by id).".into())
+    })?;
+    Ok(CreateBody { entity, details })
+}
+
+/// A kept key: a non-empty string of at most 128 characters.
+fn record_id(json: &Json, schema: &EntitySchema) -> Result<String, BodyError> {
+    match json.as_str() {
+        Some(id) if !id.is_empty() && id.len() <= 128 && !id.contains('\0') => Ok(id.to_string()),
+        _ => Err(BodyError::Invalid(format!(
+            "Property 'id' of a {} must be a non-empty string of at most 128 characters.",
+            schema.type_name
+        ))),
+    }
 }
 
 /// Decodes a PATCH body for the entity with key `key`; an `id` in the body must equal it.
@@ -115,7 +151,8 @@ pub fn decode_stored(schema: &EntitySchema, json: &str) -> Result<Entity, String
     Ok(entity)
 }
 
-fn decode_details(json: &Json) -> Result<Vec<Entity>, BodyError> {
+/// Inline details; their ids are kept when `keep_ids` (imports), else fresh ones are assigned.
+fn decode_details(json: &Json, keep_ids: bool) -> Result<Vec<Entity>, BodyError> {
     let Json::Array(items) = json else {
         return Err(BodyError::Invalid(
             "Property 'policyStatusDetails' must be an array of deviceManagementAutopilotPolicyStatusDetail objects.".into(),
@@ -135,7 +172,22 @@ fn decode_details(json: &Json) -> Result<Vec<Entity>, BodyError> {
                 ));
             };
             let members = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            build_entity(&POLICY_STATUS_DETAIL, members, |name, _| Ok(name == "id"))
+            let mut id = None;
+            let mut detail = build_entity(&POLICY_STATUS_DETAIL, members, |name, json| {
+                if name == "id" && keep_ids {
+                    id = Some(record_id(json, &POLICY_STATUS_DETAIL)?);
+                }
+                Ok(name == "id")
+            })?;
+            if keep_ids {
+                detail.id = id.ok_or_else(|| {
+                    BodyError::Invalid(
+                        "Each imported policy status detail needs its 'id' (imports upsert by id)."
+                            .into(),
+                    )
+                })?;
+            }
+            Ok(detail)
         })
         .collect()
 }

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::types::{Null, ToSqlOutput};
 use rusqlite::{CachedStatement, Connection, OpenFlags, Statement, TransactionBehavior};
 
-use super::StoreError;
 use super::sql::{Dialect, NewRow};
 use super::writer::new_etag;
+use super::{LoadKind, StoreError};
 use crate::io::seed::Deployment;
 use crate::model::{AUTOPILOT_EVENT, Entity, EntitySchema, POLICY_STATUS_DETAIL, Value};
 
@@ -49,8 +49,13 @@ impl SqliteBulkLoader {
         Ok(self.connection.as_mut().expect("opened above"))
     }
 
-    /// Inserts the events and their details in one transaction.
-    pub fn insert(&mut self, tenant: &str, deployments: &[Deployment]) -> Result<(), StoreError> {
+    /// Loads the events and their details in one transaction (see [`LoadKind`]).
+    pub fn load(
+        &mut self,
+        tenant: &str,
+        deployments: &[Deployment],
+        kind: LoadKind,
+    ) -> Result<(), StoreError> {
         let Some(first) = deployments.first() else {
             return Ok(());
         };
@@ -59,7 +64,24 @@ impl SqliteBulkLoader {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(internal)?;
         {
-            let mut events = prepare(&transaction, tenant, &AUTOPILOT_EVENT, None, &first.event)?;
+            if kind == LoadKind::Upsert {
+                // An imported event's details replace those stored with it.
+                let (sql, _) = Dialect::Sqlite.delete_details_of_events(tenant, &[""]);
+                let mut delete = transaction.prepare_cached(&sql).map_err(internal)?;
+                for deployment in deployments {
+                    delete
+                        .execute((tenant, deployment.event.id.as_str()))
+                        .map_err(internal)?;
+                }
+            }
+            let mut events = prepare(
+                &transaction,
+                tenant,
+                &AUTOPILOT_EVENT,
+                None,
+                &first.event,
+                kind,
+            )?;
             for deployment in deployments {
                 execute(&mut events, tenant, None, &deployment.event)?;
             }
@@ -72,6 +94,7 @@ impl SqliteBulkLoader {
                     &POLICY_STATUS_DETAIL,
                     parent,
                     &sample.details[0],
+                    kind,
                 )?;
                 for deployment in deployments {
                     for detail in &deployment.details {
@@ -84,21 +107,25 @@ impl SqliteBulkLoader {
     }
 }
 
-/// The single-row `INSERT` for `schema`, rendered from a sample row (every value is a parameter,
-/// so the text is the same for every row).
+/// The single-row `INSERT` (or upsert) for `schema`, rendered from a sample row (every value is a
+/// parameter, so the text is the same for every row).
 fn prepare<'c>(
     connection: &'c Connection,
     tenant: &str,
     schema: &EntitySchema,
     parent_event_id: Option<&str>,
     sample: &Entity,
+    kind: LoadKind,
 ) -> Result<CachedStatement<'c>, StoreError> {
     let row = NewRow {
         parent_event_id,
         entity: sample,
         etag: "",
     };
-    let (sql, _) = Dialect::Sqlite.insert(tenant, schema, &[row]);
+    let (sql, _) = match kind {
+        LoadKind::Insert => Dialect::Sqlite.insert(tenant, schema, &[row]),
+        LoadKind::Upsert => Dialect::Sqlite.upsert(tenant, schema, &[row]),
+    };
     connection.prepare_cached(&sql).map_err(internal)
 }
 

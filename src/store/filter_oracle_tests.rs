@@ -279,13 +279,17 @@ fn postgres_and_the_in_memory_evaluator_select_the_same_events() {
 fn same_events_through_sql_and_evaluator(url: &str) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let end = DateTimeOffset::parse("2026-11-01T00:00:00Z", Seconds::Required).unwrap();
-    let mut generator = FleetGenerator::new("oracle", 42, end);
+    let mut generator =
+        FleetGenerator::new("oracle", 42, end, crate::io::seed::Scenario::MostlyHealthy);
     let fleet: Vec<Deployment> = (0..400).map(|_| generator.next_deployment()).collect();
     let events: Vec<Entity> = fleet.iter().map(|d| d.event.clone()).collect();
     let strategy = filter_strategy(pools(&fleet));
     let store = runtime.block_on(async {
         let store = Store::open(url, Durability::Normal).await.unwrap();
-        store.bulk_insert("oracle", fleet).await.unwrap();
+        store
+            .bulk_load("oracle", fleet, crate::store::LoadKind::Insert)
+            .await
+            .unwrap();
         store
     });
     let mut runner = TestRunner::new(Config {

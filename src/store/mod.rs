@@ -84,6 +84,15 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// What a bulk load does with rows whose ids exist already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadKind {
+    /// Every row is new (seeding): plain inserts.
+    Insert,
+    /// Rows replace those with the same ids, and an event's details replace its stored ones.
+    Upsert,
+}
+
 /// How durable an acknowledged write is (see docs/storage.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Durability {
@@ -420,7 +429,7 @@ impl Store {
     /// dropped (their definitions kept in `graphpilot_deferred_indexes`) so the load does not
     /// maintain them row by row; [`Store::finish_bulk_load`] builds them again in one pass. Returns
     /// whether indexes were deferred.
-    pub async fn begin_bulk_load(&self) -> Result<bool, StoreError> {
+    pub async fn begin_bulk_load(&self, kind: LoadKind) -> Result<bool, StoreError> {
         if self.dialect != Dialect::Sqlite {
             return Ok(false);
         }
@@ -438,10 +447,15 @@ impl Store {
         // Unique ones too: while both tables are empty no key can clash with existing rows, keys
         // are random GUIDs, and the rebuild checks uniqueness anyway. The tables themselves then
         // grow by appends only.
-        let indexes = sqlx::query(
+        // An upsert needs the unique keys to find existing rows (also rows repeated in its input).
+        let which = match kind {
+            LoadKind::Insert => "",
+            LoadKind::Upsert => " AND sql NOT LIKE 'CREATE UNIQUE%'",
+        };
+        let indexes = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' \
-             AND tbl_name IN ('autopilot_events', 'policy_status_details') AND sql IS NOT NULL",
-        )
+             AND tbl_name IN ('autopilot_events', 'policy_status_details') AND sql IS NOT NULL{which}"
+        )))
         .fetch_all(&mut *transaction)
         .await?;
         for index in &indexes {
@@ -619,11 +633,13 @@ impl Store {
         Ok(())
     }
 
-    /// Inserts many new deployments in one transaction.
-    pub async fn bulk_insert(
+    /// Loads many deployments in one transaction: new ones ([`LoadKind::Insert`], seeding), or
+    /// replacing any stored under the same ids, details included ([`LoadKind::Upsert`], imports).
+    pub async fn bulk_load(
         &self,
         tenant: &str,
         deployments: Vec<crate::io::seed::Deployment>,
+        kind: LoadKind,
     ) -> Result<(), StoreError> {
         if let Some(loader) = &self.bulk_loader {
             let loader = loader.clone();
@@ -632,7 +648,7 @@ impl Store {
                 loader
                     .lock()
                     .expect("bulk loader lock")
-                    .insert(&tenant, &deployments)
+                    .load(&tenant, &deployments, kind)
             })
             .await
             .map_err(|error| anyhow::anyhow!("the bulk load stopped: {error}"))?;
@@ -640,9 +656,31 @@ impl Store {
         self.write(WriteOp::Bulk {
             tenant: tenant.to_string(),
             deployments: Arc::new(deployments),
+            kind,
         })
         .await
         .map(drop)
+    }
+
+    /// Deletes every event and detail of `tenant`, or of every tenant; returns how many of each.
+    pub async fn reset(&self, tenant: Option<&str>) -> Result<(u64, u64), StoreError> {
+        let mut transaction = self.readers.begin().await?;
+        let mut deleted = [0; 2];
+        for (count, schema) in deleted.iter_mut().zip([
+            &crate::model::AUTOPILOT_EVENT,
+            &crate::model::POLICY_STATUS_DETAIL,
+        ]) {
+            let (statement, values) = self.dialect.delete_tenant(schema, tenant);
+            *count = sql::bind(statement, values)
+                .execute(&mut *transaction)
+                .await?
+                .rows_affected();
+        }
+        transaction.commit().await?;
+        if let Some(cache) = &self.cache {
+            cache.clear();
+        }
+        Ok((deleted[0], deleted[1]))
     }
 
     async fn write(&self, op: WriteOp) -> Result<StoredEntity, StoreError> {
@@ -811,12 +849,12 @@ mod bulk_load_tests {
         let store = Store::open(&url, Durability::Normal).await.unwrap();
         let all = index_names(&store).await;
         assert!(all.len() >= 10, "{all:?}");
-        assert!(store.begin_bulk_load().await.unwrap());
+        assert!(store.begin_bulk_load(LoadKind::Insert).await.unwrap());
         assert!(index_names(&store).await.is_empty());
         store.finish_bulk_load().await.unwrap();
         assert_eq!(index_names(&store).await, all);
         // Interrupted: the indexes are dropped and the process goes away before rebuilding.
-        assert!(store.begin_bulk_load().await.unwrap());
+        assert!(store.begin_bulk_load(LoadKind::Insert).await.unwrap());
         store.close().await;
         let reopened = Store::open(&url, Durability::Normal).await.unwrap();
         assert_eq!(index_names(&reopened).await, all);
@@ -836,7 +874,8 @@ mod bulk_load_tests {
             crate::edm::Seconds::Required,
         )
         .unwrap();
-        let mut generator = FleetGenerator::new("contoso", 3, end);
+        let mut generator =
+            FleetGenerator::new("contoso", 3, end, crate::io::seed::Scenario::MostlyHealthy);
         let fleet: Vec<_> = (0..300).map(|_| generator.next_deployment()).collect();
         let expected: Vec<_> = fleet
             .iter()
@@ -853,7 +892,10 @@ mod bulk_load_tests {
                 )
             })
             .collect();
-        store.bulk_insert("contoso", fleet).await.unwrap();
+        store
+            .bulk_load("contoso", fleet, LoadKind::Insert)
+            .await
+            .unwrap();
         for (id, event, details) in expected {
             let target = Target::Event { id: id.clone() };
             assert_eq!(store.get("contoso", &target).await.unwrap().body, event);

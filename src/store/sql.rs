@@ -2,9 +2,9 @@
 //! dialect only chooses how it is rendered. [`bind`] is the one place built SQL becomes a query.
 
 use sea_query::{
-    Alias, Asterisk, Condition, Expr, ExprTrait, Func, IntoCondition, NullOrdering, Order,
-    PostgresQueryBuilder, Query, QueryStatementBuilder, SqliteQueryBuilder, Value as SqlValue,
-    Values,
+    Alias, Asterisk, Condition, Expr, ExprTrait, Func, InsertStatement, IntoCondition,
+    NullOrdering, OnConflict, Order, PostgresQueryBuilder, Query, QueryStatementBuilder,
+    SqliteQueryBuilder, Value as SqlValue, Values,
 };
 use sqlx::{Any, AssertSqlSafe, any::AnyArguments, query::Query as SqlxQuery};
 
@@ -87,6 +87,34 @@ fn target_condition(tenant: &str, target: &Target) -> Condition {
     }
 }
 
+fn insert_statement(tenant: &str, schema: &EntitySchema, rows: &[NewRow<'_>]) -> InsertStatement {
+    let has_parent = rows
+        .first()
+        .is_some_and(|row| row.parent_event_id.is_some());
+    let mut columns = vec![Alias::new("tenant_id")];
+    if has_parent {
+        columns.push(Alias::new("event_id"));
+    }
+    columns.extend(entity_columns(schema));
+    let mut statement = Query::insert();
+    statement.into_table(table(schema)).columns(columns);
+    for row in rows {
+        let mut values: Vec<Expr> = vec![tenant.into()];
+        if let Some(event_id) = row.parent_event_id {
+            values.push(event_id.into());
+        }
+        values.extend([Expr::from(row.entity.id.as_str()), row.etag.into()]);
+        values.extend(
+            row.entity
+                .values
+                .iter()
+                .map(|value| Expr::val(sql_value(value))),
+        );
+        statement.values_panic(values);
+    }
+    statement
+}
+
 /// The columns an entity is read from and written to: `id`, `etag`, then one per property in
 /// schema order. The typed columns are the only copy of an entity; its JSON is rendered from them.
 pub fn entity_columns(schema: &EntitySchema) -> Vec<Alias> {
@@ -126,29 +154,53 @@ impl Dialect {
         schema: &EntitySchema,
         rows: &[NewRow<'_>],
     ) -> (String, Values) {
+        self.render(&insert_statement(tenant, schema, rows))
+    }
+
+    /// [`Dialect::insert`] that replaces every column but `seq` of a row whose key exists (an
+    /// import upserting by id keeps the row's place in insertion order).
+    pub fn upsert(
+        self,
+        tenant: &str,
+        schema: &EntitySchema,
+        rows: &[NewRow<'_>],
+    ) -> (String, Values) {
         let has_parent = rows
             .first()
             .is_some_and(|row| row.parent_event_id.is_some());
-        let mut columns = vec![Alias::new("tenant_id")];
+        let mut key = vec![Alias::new("tenant_id")];
         if has_parent {
-            columns.push(Alias::new("event_id"));
+            key.push(Alias::new("event_id"));
         }
-        columns.extend(entity_columns(schema));
-        let mut statement = Query::insert();
-        statement.into_table(table(schema)).columns(columns);
-        for row in rows {
-            let mut values: Vec<Expr> = vec![tenant.into()];
-            if let Some(event_id) = row.parent_event_id {
-                values.push(event_id.into());
-            }
-            values.extend([Expr::from(row.entity.id.as_str()), row.etag.into()]);
-            values.extend(
-                row.entity
-                    .values
-                    .iter()
-                    .map(|value| Expr::val(sql_value(value))),
-            );
-            statement.values_panic(values);
+        key.push(Alias::new("id"));
+        let mut statement = insert_statement(tenant, schema, rows);
+        statement.on_conflict(
+            OnConflict::columns(key)
+                .update_columns(entity_columns(schema).into_iter().skip(1))
+                .to_owned(),
+        );
+        self.render(&statement)
+    }
+
+    /// `DELETE` of the policy status details of several events (an import replaces them).
+    pub fn delete_details_of_events(self, tenant: &str, event_ids: &[&str]) -> (String, Values) {
+        let statement = Query::delete()
+            .from_table(table(&crate::model::POLICY_STATUS_DETAIL))
+            .cond_where(
+                Condition::all()
+                    .add(col("tenant_id").eq(tenant))
+                    .add(col("event_id").is_in(event_ids.iter().copied())),
+            )
+            .to_owned();
+        self.render(&statement)
+    }
+
+    /// `DELETE` of everything of one tenant, or of every tenant, from one table.
+    pub fn delete_tenant(self, schema: &EntitySchema, tenant: Option<&str>) -> (String, Values) {
+        let mut statement = Query::delete();
+        statement.from_table(table(schema));
+        if let Some(tenant) = tenant {
+            statement.and_where(col("tenant_id").eq(tenant));
         }
         self.render(&statement)
     }

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::cache::EntityCache;
 use super::sql::{self, Dialect, NewRow, Target};
-use super::{StoreError, StoredEntity};
+use super::{LoadKind, StoreError, StoredEntity};
 use crate::io::seed::Deployment;
 use crate::model::{AUTOPILOT_EVENT, Entity, POLICY_STATUS_DETAIL, PatchBody, decode_stored};
 
@@ -47,6 +47,7 @@ pub enum WriteOp {
     Bulk {
         tenant: String,
         deployments: Arc<Vec<Deployment>>,
+        kind: LoadKind,
     },
 }
 
@@ -405,8 +406,9 @@ async fn apply(
         WriteOp::Bulk {
             tenant,
             deployments,
+            kind,
         } => {
-            bulk_insert(dialect, connection, tenant, deployments).await?;
+            bulk_insert(dialect, connection, tenant, deployments, *kind).await?;
             Ok(StoredEntity {
                 etag: String::new(),
                 body: format!("{{\"inserted\":{}}}", deployments.len()),
@@ -422,13 +424,14 @@ async fn bulk_insert(
     connection: &mut AnyConnection,
     tenant: &str,
     deployments: &Arc<Vec<Deployment>>,
+    kind: LoadKind,
 ) -> Result<(), StoreError> {
     let (statements, mut ready) = mpsc::channel::<BoundQuery>(2);
     let builder = {
         let deployments = deployments.clone();
         let tenant = tenant.to_string();
         tokio::task::spawn_blocking(move || {
-            build_bulk_statements(dialect, &tenant, &deployments, &statements)
+            build_bulk_statements(dialect, &tenant, &deployments, kind, &statements)
         })
     };
     while let Some(query) = ready.recv().await {
@@ -448,9 +451,22 @@ fn build_bulk_statements(
     dialect: Dialect,
     tenant: &str,
     deployments: &[Deployment],
+    kind: LoadKind,
     statements: &mpsc::Sender<BoundQuery>,
 ) {
     let send = |(statement, values)| statements.blocking_send(sql::bind(statement, values));
+    let rows_statement = |schema, rows: &[NewRow<'_>]| match kind {
+        LoadKind::Insert => dialect.insert(tenant, schema, rows),
+        LoadKind::Upsert => dialect.upsert(tenant, schema, rows),
+    };
+    if kind == LoadKind::Upsert {
+        for chunk in deployments.chunks(BULK_ROWS) {
+            let ids: Vec<&str> = chunk.iter().map(|d| d.event.id.as_str()).collect();
+            if send(dialect.delete_details_of_events(tenant, &ids)).is_err() {
+                return;
+            }
+        }
+    }
     for chunk in deployments.chunks(BULK_ROWS) {
         let etags: Vec<String> = chunk.iter().map(|_| new_etag()).collect();
         let rows: Vec<NewRow> = chunk
@@ -462,7 +478,7 @@ fn build_bulk_statements(
                 etag,
             })
             .collect();
-        if send(dialect.insert(tenant, &AUTOPILOT_EVENT, &rows)).is_err() {
+        if send(rows_statement(&AUTOPILOT_EVENT, &rows)).is_err() {
             return;
         }
     }
@@ -485,7 +501,7 @@ fn build_bulk_statements(
                 etag,
             })
             .collect();
-        if send(dialect.insert(tenant, &POLICY_STATUS_DETAIL, &rows)).is_err() {
+        if send(rows_statement(&POLICY_STATUS_DETAIL, &rows)).is_err() {
             return;
         }
     }

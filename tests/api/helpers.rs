@@ -142,11 +142,17 @@ pub async fn start_on(storage: &Storage, options: &Options) -> TestApp {
         root,
         data_dir: data_dir.to_path_buf(),
         storage: storage.clone(),
-        client: Client::builder().build().expect("http client"),
+        client: http_client(),
         token,
         child: Some(child),
         _dir: None,
     }
+}
+
+/// A plain HTTP client (its TLS needs rustls's process-wide crypto provider chosen first).
+pub fn http_client() -> Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    Client::builder().build().expect("http client")
 }
 
 /// Runs `graphpilot token` and returns the token.

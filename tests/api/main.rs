@@ -1,6 +1,7 @@
 //! One integration-test binary: every test drives the real `graphpilot` binary over HTTP against a
 //! real SQLite file in a fresh data directory.
 
+mod admin;
 mod auth;
 mod batch;
 mod crud;
