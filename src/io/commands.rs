@@ -97,12 +97,16 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "imported {} events and {} policy status details into tenant '{}' in {:.1} s ({} skipped)",
+        "imported {} events and {} policy status details into tenant '{}' in {:.1} s ({} skipped; \
+         check {:.1} s, load {:.1} s, indexes and checkpoint {:.1} s)",
         report.imported,
         report.details,
         args.tenant,
         clock.elapsed().as_secs_f64(),
-        report.skipped
+        report.skipped,
+        report.check_seconds,
+        report.load_seconds,
+        report.index_seconds,
     );
     Ok(())
 }

@@ -52,38 +52,43 @@ impl<R: BufRead> RecordReader<R> {
         }
     }
 
-    /// The next chunk of at most `size` records: decoded deployments and bad records. `None` at
-    /// the end of the input.
+    /// The next chunk of at most `size` records: decoded deployments and bad records, in input
+    /// order. `None` at the end of the input. Records are decoded on every core.
     pub fn next_chunk(
         &mut self,
         size: usize,
     ) -> std::io::Result<Option<(Vec<Deployment>, Vec<BadRecord>)>> {
-        let mut good = Vec::with_capacity(size);
-        let mut bad = Vec::new();
-        let mut any = false;
-        while good.len() + bad.len() < size {
-            let Some((origin, record)) = self.next_record()? else {
+        let mut raw = Vec::with_capacity(size);
+        while raw.len() < size {
+            let Some(record) = self.next_record()? else {
                 break;
             };
-            any = true;
-            match record {
-                Ok(bytes) => match decode_import(&bytes) {
-                    Ok(body) => good.push(Deployment {
-                        event: body.entity,
-                        details: body.details,
-                    }),
-                    Err(error) => bad.push(BadRecord {
-                        origin,
-                        reason: match error {
-                            crate::model::BodyError::Malformed(reason)
-                            | crate::model::BodyError::Invalid(reason) => reason,
-                        },
-                    }),
-                },
-                Err(reason) => bad.push(BadRecord { origin, reason }),
+            raw.push(record);
+        }
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let slice = raw.len().div_ceil(threads);
+        let decoded: Vec<Vec<Result<Deployment, BadRecord>>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = raw
+                .chunks(slice)
+                .map(|part| scope.spawn(move || part.iter().map(decode).collect()))
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| worker.join().expect("a decoding thread panicked"))
+                .collect()
+        });
+        let mut good = Vec::with_capacity(raw.len());
+        let mut bad = Vec::new();
+        for result in decoded.into_iter().flatten() {
+            match result {
+                Ok(deployment) => good.push(deployment),
+                Err(record) => bad.push(record),
             }
         }
-        Ok(any.then_some((good, bad)))
+        Ok(Some((good, bad)))
     }
 
     /// The next record as bytes of one JSON object, or why it is not one.
@@ -91,9 +96,12 @@ impl<R: BufRead> RecordReader<R> {
     fn next_record(&mut self) -> std::io::Result<Option<(Origin, Result<Vec<u8>, String>)>> {
         loop {
             if let Some(items) = &mut self.document {
-                return Ok(items
-                    .next()
-                    .map(|(origin, item)| (origin, object_bytes(item))));
+                match items.next() {
+                    Some((origin, item)) => return Ok(Some((origin, object_bytes(item)))),
+                    // A page on one line is done: back to the lines (a whole document has left
+                    // the input at its end).
+                    None => self.document = None,
+                }
             }
             if !self.started {
                 self.started = true;
@@ -114,8 +122,10 @@ impl<R: BufRead> RecordReader<R> {
             if trimmed.is_empty() {
                 continue;
             }
-            // A saved Graph page on one line holds several events.
+            // A saved Graph page on one line holds several events (events have no "value", so
+            // only lines that mention it are parsed twice).
             if trimmed.starts_with(b"{")
+                && trimmed.windows(7).any(|window| window == b"\"value\"")
                 && let Ok(Json::Object(map)) = serde_json::from_slice::<Json>(trimmed)
                 && !map.contains_key("id")
                 && let Some(Json::Array(_)) = map.get("value")
@@ -151,6 +161,26 @@ impl<R: BufRead> RecordReader<R> {
             _ => false,
         })
     }
+}
+
+/// One raw record decoded, or why it is bad.
+fn decode((origin, record): &(Origin, Result<Vec<u8>, String>)) -> Result<Deployment, BadRecord> {
+    let bytes = record.as_ref().map_err(|reason| BadRecord {
+        origin: *origin,
+        reason: reason.clone(),
+    })?;
+    decode_import(bytes)
+        .map(|body| Deployment {
+            event: body.entity,
+            details: body.details,
+        })
+        .map_err(|error| BadRecord {
+            origin: *origin,
+            reason: match error {
+                crate::model::BodyError::Malformed(reason)
+                | crate::model::BodyError::Invalid(reason) => reason,
+            },
+        })
 }
 
 /// The events of one JSON document: an array of events, or a page with a `value` array.
@@ -192,6 +222,155 @@ fn object_bytes(item: Json) -> Result<Vec<u8>, String> {
         Json::String(reason) => Err(reason),
         other => Err(format!("expected an event object, found {other}")),
     }
+}
+
+/// What to do with a record that cannot be imported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Report it with its line number and import the rest.
+    Skip,
+    /// Import nothing: every input is checked before the first record is written.
+    Stop,
+}
+
+/// How an import went.
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportReport {
+    pub imported: u64,
+    pub details: u64,
+    pub skipped: u64,
+    /// Seconds spent checking every record, loading rows, and building indexes and statistics.
+    pub check_seconds: f64,
+    pub load_seconds: f64,
+    pub index_seconds: f64,
+    /// The first bad records (at most [`REPORTED_BAD`]), with where they were.
+    pub errors: Vec<ReportedBad>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ReportedBad {
+    pub input: String,
+    #[serde(rename = "at")]
+    pub origin: String,
+    pub reason: String,
+}
+
+/// Bad records listed in a report; the rest are only counted.
+pub const REPORTED_BAD: usize = 100;
+/// Records per transaction.
+const IMPORT_CHUNK: usize = 10_000;
+
+/// Imports `inputs` (each opened by `open`, twice: once to check every record and find the last
+/// occurrence of each id, once to load) into `tenant`. `progress` hears how many records were
+/// loaded so far. Under [`OnError::Stop`] a bad record fails the import before anything is
+/// written. Into empty tables the load is a plain insert with indexes built at the end (the first
+/// pass made the ids unique); otherwise events are upserted by id.
+pub async fn import<R, O>(
+    store: &std::sync::Arc<crate::store::Store>,
+    tenant: &str,
+    inputs: &[String],
+    open: O,
+    on_error: OnError,
+    progress: impl Fn(u64),
+) -> anyhow::Result<ImportReport>
+where
+    R: BufRead,
+    O: Fn(&str) -> std::io::Result<R>,
+{
+    use crate::store::LoadKind;
+    let mut report = ImportReport::default();
+    let clock = std::time::Instant::now();
+    // Pass 1: every record decoded; the position of each id's last occurrence.
+    let mut last = std::collections::HashMap::new();
+    let mut position = 0u64;
+    for input in inputs {
+        let mut reader = RecordReader::new(open(input)?);
+        while let Some((good, bad)) = reader.next_chunk(IMPORT_CHUNK)? {
+            for deployment in good {
+                position += 1;
+                last.insert(deployment.event.id, position);
+            }
+            for record in bad {
+                report.skipped += 1;
+                if report.errors.len() < REPORTED_BAD {
+                    report.errors.push(ReportedBad {
+                        input: input.to_string(),
+                        origin: record.origin.to_string(),
+                        reason: record.reason,
+                    });
+                }
+            }
+        }
+    }
+    if on_error == OnError::Stop
+        && let Some(first) = report.errors.first()
+    {
+        anyhow::bail!(
+            "{} bad record(s), nothing imported; the first: {} {}: {} (fix them, or use --on-error skip)",
+            report.skipped,
+            first.input,
+            first.origin,
+            first.reason
+        );
+    }
+    report.check_seconds = clock.elapsed().as_secs_f64();
+    // Pass 2: load the last occurrence of each id.
+    let deferred = store.begin_bulk_load().await?;
+    let kind = if deferred {
+        LoadKind::Insert
+    } else {
+        LoadKind::Upsert
+    };
+    let mut pending: Option<tokio::task::JoinHandle<Result<(), crate::store::StoreError>>> = None;
+    let mut position = 0u64;
+    for input in inputs {
+        let mut reader = RecordReader::new(open(input)?);
+        while let Some((good, _)) = reader.next_chunk(IMPORT_CHUNK)? {
+            let chunk: Vec<Deployment> = good
+                .into_iter()
+                .filter(|deployment| {
+                    position += 1;
+                    last.get(&deployment.event.id) == Some(&position)
+                })
+                .map(without_repeated_details)
+                .collect();
+            report.imported += chunk.len() as u64;
+            report.details += chunk.iter().map(|d| d.details.len() as u64).sum::<u64>();
+            if let Some(task) = pending.take() {
+                task.await??;
+            }
+            let (store, tenant) = (store.clone(), tenant.to_string());
+            pending = Some(tokio::spawn(async move {
+                store.bulk_load(&tenant, chunk, kind).await
+            }));
+            progress(report.imported);
+        }
+    }
+    if let Some(task) = pending.take() {
+        task.await??;
+    }
+    report.load_seconds = clock.elapsed().as_secs_f64() - report.check_seconds;
+    if deferred {
+        store.finish_bulk_load().await?;
+        store.analyze().await?;
+    }
+    store.checkpoint().await?;
+    report.index_seconds =
+        clock.elapsed().as_secs_f64() - report.check_seconds - report.load_seconds;
+    Ok(report)
+}
+
+/// An event whose details repeat an id keeps the last of them.
+fn without_repeated_details(mut deployment: Deployment) -> Deployment {
+    let mut seen = std::collections::HashSet::new();
+    deployment.details.reverse();
+    deployment
+        .details
+        .retain(|detail| seen.insert(detail.id.clone()));
+    deployment.details.reverse();
+    deployment
 }
 
 #[cfg(test)]
@@ -245,142 +424,4 @@ mod tests {
         assert!(ids.is_empty());
         assert!(bad[0].reason.contains("'id'"));
     }
-}
-
-/// What to do with a record that cannot be imported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnError {
-    /// Report it with its line number and import the rest.
-    Skip,
-    /// Import nothing: every input is checked before the first record is written.
-    Stop,
-}
-
-/// How an import went.
-#[derive(Debug, Default, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ImportReport {
-    pub imported: u64,
-    pub details: u64,
-    pub skipped: u64,
-    /// The first bad records (at most [`REPORTED_BAD`]), with where they were.
-    pub errors: Vec<ReportedBad>,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct ReportedBad {
-    pub input: String,
-    #[serde(rename = "at")]
-    pub origin: String,
-    pub reason: String,
-}
-
-/// Bad records listed in a report; the rest are only counted.
-pub const REPORTED_BAD: usize = 100;
-/// Records per transaction.
-const IMPORT_CHUNK: usize = 10_000;
-
-/// Imports `inputs` (each opened by `open`, twice for [`OnError::Stop`]: once to check, once to
-/// load) into `tenant`. `progress` hears how many records were read so far. Fails, having written
-/// nothing, when a record is bad under [`OnError::Stop`].
-pub async fn import<R, O>(
-    store: &std::sync::Arc<crate::store::Store>,
-    tenant: &str,
-    inputs: &[String],
-    open: O,
-    on_error: OnError,
-    progress: impl Fn(u64),
-) -> anyhow::Result<ImportReport>
-where
-    R: BufRead,
-    O: Fn(&str) -> std::io::Result<R>,
-{
-    let mut report = ImportReport::default();
-    let note = |report: &mut ImportReport, input: &str, bad: Vec<BadRecord>| {
-        for record in bad {
-            report.skipped += 1;
-            if report.errors.len() < REPORTED_BAD {
-                report.errors.push(ReportedBad {
-                    input: input.to_string(),
-                    origin: record.origin.to_string(),
-                    reason: record.reason,
-                });
-            }
-        }
-    };
-    if on_error == OnError::Stop {
-        for input in inputs {
-            let mut reader = RecordReader::new(open(input)?);
-            while let Some((_, bad)) = reader.next_chunk(IMPORT_CHUNK)? {
-                note(&mut report, input, bad);
-            }
-        }
-        if let Some(first) = report.errors.first() {
-            anyhow::bail!(
-                "{} bad record(s), nothing imported; the first: {} {}: {} (fix them, or use --on-error skip)",
-                report.skipped,
-                first.input,
-                first.origin,
-                first.reason
-            );
-        }
-    }
-    let deferred = store
-        .begin_bulk_load(crate::store::LoadKind::Upsert)
-        .await?;
-    let mut pending: Option<tokio::task::JoinHandle<Result<(), crate::store::StoreError>>> = None;
-    let mut read = 0;
-    for input in inputs {
-        let mut reader = RecordReader::new(open(input)?);
-        while let Some((good, bad)) = reader.next_chunk(IMPORT_CHUNK)? {
-            read += (good.len() + bad.len()) as u64;
-            note(&mut report, input, bad);
-            let chunk = last_of_each_id(good);
-            report.imported += chunk.len() as u64;
-            report.details += chunk.iter().map(|d| d.details.len() as u64).sum::<u64>();
-            if let Some(task) = pending.take() {
-                task.await??;
-            }
-            let (store, tenant) = (store.clone(), tenant.to_string());
-            pending = Some(tokio::spawn(async move {
-                store
-                    .bulk_load(&tenant, chunk, crate::store::LoadKind::Upsert)
-                    .await
-            }));
-            progress(read);
-        }
-    }
-    if let Some(task) = pending.take() {
-        task.await??;
-    }
-    if deferred {
-        store.finish_bulk_load().await?;
-        store.analyze().await?;
-    }
-    store.checkpoint().await?;
-    Ok(report)
-}
-
-/// The last record of each id in a chunk (an input may repeat an event; the later one wins, as it
-/// would across chunks), and of each detail id within an event.
-fn last_of_each_id(chunk: Vec<Deployment>) -> Vec<Deployment> {
-    let mut last = std::collections::HashMap::with_capacity(chunk.len());
-    for (position, deployment) in chunk.iter().enumerate() {
-        last.insert(deployment.event.id.clone(), position);
-    }
-    chunk
-        .into_iter()
-        .enumerate()
-        .filter(|(position, deployment)| last[&deployment.event.id] == *position)
-        .map(|(_, mut deployment)| {
-            let mut seen = std::collections::HashSet::new();
-            deployment.details.reverse();
-            deployment
-                .details
-                .retain(|detail| seen.insert(detail.id.clone()));
-            deployment.details.reverse();
-            deployment
-        })
-        .collect()
 }

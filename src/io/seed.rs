@@ -539,7 +539,7 @@ pub async fn seed_tenant(
     progress: impl Fn(u64),
 ) -> Result<SeedOutcome, StoreError> {
     let clock = Instant::now();
-    let deferred = store.begin_bulk_load(LoadKind::Insert).await?;
+    let deferred = store.begin_bulk_load().await?;
     let mut generator = FleetGenerator::new(&plan.tenant, plan.seed, plan.end, plan.scenario);
     let mut pending: Option<(u64, tokio::task::JoinHandle<Result<(), StoreError>>)> = None;
     let (mut generated, mut stored, mut details) = (0, 0, 0);

@@ -59,7 +59,8 @@ pub fn decode_create(
 ) -> Result<CreateBody, BodyError> {
     let members = parse_object(bytes)?;
     let mut details = Vec::new();
-    let entity = build_entity(schema, members, |name, json| match name {
+    let fresh_id = uuid::Uuid::new_v4().to_string();
+    let entity = build_entity(schema, fresh_id, members, |name, json| match name {
         "id" => Ok(true),
         "policyStatusDetails" if allow_details => {
             details = decode_details(json, false)?;
@@ -78,7 +79,7 @@ pub fn decode_import(bytes: &[u8]) -> Result<CreateBody, BodyError> {
     let members = parse_object(bytes)?;
     let mut details = Vec::new();
     let mut id = None;
-    let mut entity = build_entity(schema, members, |name, json| match name {
+    let mut entity = build_entity(schema, String::new(), members, |name, json| match name {
         "id" => {
             id = Some(record_id(json, schema)?);
             Ok(true)
@@ -173,12 +174,23 @@ fn decode_details(json: &Json, keep_ids: bool) -> Result<Vec<Entity>, BodyError>
             };
             let members = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             let mut id = None;
-            let mut detail = build_entity(&POLICY_STATUS_DETAIL, members, |name, json| {
-                if name == "id" && keep_ids {
-                    id = Some(record_id(json, &POLICY_STATUS_DETAIL)?);
-                }
-                Ok(name == "id")
-            })?;
+            // Kept ids replace the placeholder; new details get a fresh one.
+            let id_placeholder = if keep_ids {
+                String::new()
+            } else {
+                uuid::Uuid::new_v4().to_string()
+            };
+            let mut detail = build_entity(
+                &POLICY_STATUS_DETAIL,
+                id_placeholder,
+                members,
+                |name, json| {
+                    if name == "id" && keep_ids {
+                        id = Some(record_id(json, &POLICY_STATUS_DETAIL)?);
+                    }
+                    Ok(name == "id")
+                },
+            )?;
             if keep_ids {
                 detail.id = id.ok_or_else(|| {
                     BodyError::Invalid(
@@ -196,10 +208,11 @@ fn decode_details(json: &Json, keep_ids: bool) -> Result<Vec<Entity>, BodyError>
 /// structural properties of the schema.
 fn build_entity(
     schema: &EntitySchema,
+    id: String,
     members: Vec<(String, Json)>,
     mut special: impl FnMut(&str, &Json) -> Result<bool, BodyError>,
 ) -> Result<Entity, BodyError> {
-    let mut entity = Entity::with_defaults(schema);
+    let mut entity = Entity::with_id(schema, id);
     for (name, json) in members {
         if special(&name, &json)? {
             continue;
@@ -358,12 +371,19 @@ fn parse_object(bytes: &[u8]) -> Result<Vec<(String, Json)>, BodyError> {
             BodyError::Malformed(format!("The request body is not valid JSON: {error}."))
         })?;
     match value {
-        Json::Object(map) => Ok(map.into_iter().collect()),
-        other => Err(BodyError::Malformed(format!(
+        TopLevel::Object(members) => Ok(members),
+        TopLevel::Other(other) => Err(BodyError::Malformed(format!(
             "The request body must be a JSON object; got {}.",
             json_kind(&other)
         ))),
     }
+}
+
+/// A body's top level: an object's members in order (no hashing for the common case of a flat
+/// object: duplicate keys are found by comparing with the few members before), or anything else.
+enum TopLevel {
+    Object(Vec<(String, Json)>),
+    Other(Json),
 }
 
 /// Deserialises into `serde_json::Value` refusing duplicate keys and deep nesting.
@@ -372,10 +392,67 @@ struct StrictJson {
 }
 
 impl<'de> DeserializeSeed<'de> for StrictJson {
+    type Value = TopLevel;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<TopLevel, D::Error> {
+        deserializer.deserialize_any(TopLevelVisitor)
+    }
+}
+
+/// Nested values: `serde_json::Value` with the same checks.
+struct NestedJson {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for NestedJson {
     type Value = Json;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json, D::Error> {
-        deserializer.deserialize_any(self)
+        deserializer.deserialize_any(StrictJson { depth: self.depth })
+    }
+}
+
+struct TopLevelVisitor;
+
+impl<'de> Visitor<'de> for TopLevelVisitor {
+    type Value = TopLevel;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<TopLevel, A::Error> {
+        let mut members: Vec<(String, Json)> = Vec::with_capacity(32);
+        while let Some(key) = access.next_key::<String>()? {
+            if members.iter().any(|(seen, _)| *seen == key) {
+                return Err(de::Error::custom(format_args!("duplicate key '{key}'")));
+            }
+            let value = access.next_value_seed(NestedJson { depth: 1 })?;
+            members.push((key, value));
+        }
+        Ok(TopLevel::Object(members))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other(Json::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other(Json::from(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other(Json::from(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<TopLevel, E> {
+        StrictJson { depth: 0 }.visit_f64(v).map(TopLevel::Other)
+    }
+    fn visit_str<E>(self, v: &str) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other(Json::String(v.to_string())))
+    }
+    fn visit_unit<E>(self) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other(Json::Null))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TopLevel, A::Error> {
+        StrictJson { depth: 0 }.visit_seq(seq).map(TopLevel::Other)
     }
 }
 
@@ -389,6 +466,10 @@ impl StrictJson {
         Ok(StrictJson {
             depth: self.depth + 1,
         })
+    }
+
+    fn as_seed(&self) -> NestedJson {
+        NestedJson { depth: self.depth }
     }
 }
 
@@ -428,7 +509,7 @@ impl<'de> Visitor<'de> for StrictJson {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(self.nested()?)? {
+        while let Some(item) = seq.next_element_seed(self.nested::<A::Error>()?.as_seed())? {
             items.push(item);
         }
         Ok(Json::Array(items))
@@ -440,7 +521,7 @@ impl<'de> Visitor<'de> for StrictJson {
             if map.contains_key(&key) {
                 return Err(de::Error::custom(format_args!("duplicate key '{key}'")));
             }
-            let value = access.next_value_seed(self.nested()?)?;
+            let value = access.next_value_seed(self.nested::<A::Error>()?.as_seed())?;
             map.insert(key, value);
         }
         Ok(Json::Object(map))

@@ -429,7 +429,7 @@ impl Store {
     /// dropped (their definitions kept in `graphpilot_deferred_indexes`) so the load does not
     /// maintain them row by row; [`Store::finish_bulk_load`] builds them again in one pass. Returns
     /// whether indexes were deferred.
-    pub async fn begin_bulk_load(&self, kind: LoadKind) -> Result<bool, StoreError> {
+    pub async fn begin_bulk_load(&self) -> Result<bool, StoreError> {
         if self.dialect != Dialect::Sqlite {
             return Ok(false);
         }
@@ -447,15 +447,10 @@ impl Store {
         // Unique ones too: while both tables are empty no key can clash with existing rows, keys
         // are random GUIDs, and the rebuild checks uniqueness anyway. The tables themselves then
         // grow by appends only.
-        // An upsert needs the unique keys to find existing rows (also rows repeated in its input).
-        let which = match kind {
-            LoadKind::Insert => "",
-            LoadKind::Upsert => " AND sql NOT LIKE 'CREATE UNIQUE%'",
-        };
-        let indexes = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let indexes = sqlx::query(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' \
-             AND tbl_name IN ('autopilot_events', 'policy_status_details') AND sql IS NOT NULL{which}"
-        )))
+             AND tbl_name IN ('autopilot_events', 'policy_status_details') AND sql IS NOT NULL",
+        )
         .fetch_all(&mut *transaction)
         .await?;
         for index in &indexes {
@@ -849,12 +844,12 @@ mod bulk_load_tests {
         let store = Store::open(&url, Durability::Normal).await.unwrap();
         let all = index_names(&store).await;
         assert!(all.len() >= 10, "{all:?}");
-        assert!(store.begin_bulk_load(LoadKind::Insert).await.unwrap());
+        assert!(store.begin_bulk_load().await.unwrap());
         assert!(index_names(&store).await.is_empty());
         store.finish_bulk_load().await.unwrap();
         assert_eq!(index_names(&store).await, all);
         // Interrupted: the indexes are dropped and the process goes away before rebuilding.
-        assert!(store.begin_bulk_load(LoadKind::Insert).await.unwrap());
+        assert!(store.begin_bulk_load().await.unwrap());
         store.close().await;
         let reopened = Store::open(&url, Durability::Normal).await.unwrap();
         assert_eq!(index_names(&reopened).await, all);
