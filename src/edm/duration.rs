@@ -27,7 +27,7 @@ impl Duration {
     /// Parses `[-]P[nD][T[nH][nM][n[.fffffff]S]]`. Years, months and weeks are rejected because
     /// their length in ticks is not fixed.
     pub fn parse(text: &str) -> Result<Self, String> {
-        Self::parse_iso(text).map_err(|reason| match python_timedelta_as_iso(text) {
+        Self::parse_iso(text).map_err(|reason| match python_timedelta(text) {
             Some(iso) => format!(
                 "'{text}' looks like a Python timedelta; durations use ISO 8601, e.g. '{iso}'"
             ),
@@ -35,6 +35,12 @@ impl Duration {
                 "{reason}; durations use ISO 8601 form [-]P[nD][T[nH][nM][n[.fffffff]S]], e.g. 'PT3M0.3227266S'"
             ),
         })
+    }
+
+    /// Python's `str(timedelta)` form (`0:03:00.322727`, `1 day, 2:00:00`), which the official
+    /// Python SDK writes for durations: accepted only where files saved by it are read (imports).
+    pub fn from_python_timedelta(text: &str) -> Option<Self> {
+        python_timedelta(text)
     }
 
     fn parse_iso(text: &str) -> Result<Self, String> {
@@ -157,9 +163,9 @@ impl fmt::Display for Duration {
     }
 }
 
-/// Recognises Python's `str(timedelta)` output (`0:03:00.322727`, `1 day, 2:00:00`) so that the
+/// Recognises Python's `str(timedelta)` output (`0:03:00.322727`, `1 day, 2:00:00`), so that an
 /// error can show the ISO form the client should have sent.
-fn python_timedelta_as_iso(text: &str) -> Option<String> {
+fn python_timedelta(text: &str) -> Option<Duration> {
     let (days, clock) = match text.split_once(", ") {
         Some((days, clock)) => {
             let count = days
@@ -192,7 +198,7 @@ fn python_timedelta_as_iso(text: &str) -> Option<String> {
         .checked_add(minutes.checked_mul(TICKS_PER_MINUTE)?)?
         .checked_add(seconds.checked_mul(TICKS_PER_SECOND)?)?
         .checked_add(fraction_ticks)?;
-    Some(Duration(ticks).to_string())
+    Some(Duration(ticks))
 }
 
 #[cfg(test)]

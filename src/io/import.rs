@@ -419,6 +419,25 @@ mod tests {
     }
 
     #[test]
+    fn durations_written_by_the_python_sdk_are_read() {
+        let mut reader = RecordReader::new(
+            "{\"id\":\"a\",\"deploymentDuration\":\"0:12:03.500000\",\"deploymentTotalDuration\":\"1 day, 0:00:00\"}\n"
+                .as_bytes(),
+        );
+        let (good, bad) = reader.next_chunk(10).unwrap().unwrap();
+        assert!(bad.is_empty(), "{bad:?}");
+        let json = good[0].event.to_json(&crate::model::AUTOPILOT_EVENT);
+        assert!(
+            json.contains("\"deploymentDuration\":\"PT12M3.5S\""),
+            "{json}"
+        );
+        assert!(
+            json.contains("\"deploymentTotalDuration\":\"P1D\""),
+            "{json}"
+        );
+    }
+
+    #[test]
     fn an_event_without_an_id_is_refused() {
         let (ids, bad) = read("{\"deviceSerialNumber\":\"x\"}\n");
         assert!(ids.is_empty());

@@ -76,7 +76,8 @@ pub fn decode_create(
 /// upserts by id; annotations (`@odata.etag`, `policyStatusDetails@odata.context`) are skipped.
 pub fn decode_import(bytes: &[u8]) -> Result<CreateBody, BodyError> {
     let schema = &super::AUTOPILOT_EVENT;
-    let members = parse_object(bytes)?;
+    let mut members = parse_object(bytes)?;
+    python_durations_as_iso(schema, &mut members);
     let mut details = Vec::new();
     let mut id = None;
     let mut entity = build_entity(schema, String::new(), members, |name, json| match name {
@@ -94,6 +95,22 @@ pub fn decode_import(bytes: &[u8]) -> Result<CreateBody, BodyError> {
         BodyError::Invalid("An imported event needs its 'id' (imports upsert by id).".into())
     })?;
     Ok(CreateBody { entity, details })
+}
+
+/// Durations written as Python's `str(timedelta)` (files saved by the official Python SDK) in
+/// their ISO 8601 form; anything else is left for the strict decoder to judge.
+fn python_durations_as_iso(schema: &EntitySchema, members: &mut [(String, Json)]) {
+    for (name, json) in members.iter_mut() {
+        let is_duration = schema
+            .property(name)
+            .is_some_and(|(_, property)| matches!(property.edm, EdmType::Duration));
+        if let (true, Json::String(text)) = (is_duration, &*json)
+            && Duration::parse(text).is_err()
+            && let Some(duration) = Duration::from_python_timedelta(text)
+        {
+            *json = Json::String(duration.to_string());
+        }
+    }
 }
 
 /// A kept key: a non-empty string of at most 128 characters.
@@ -172,7 +189,11 @@ fn decode_details(json: &Json, keep_ids: bool) -> Result<Vec<Entity>, BodyError>
                     "Each item of 'policyStatusDetails' must be a JSON object.".into(),
                 ));
             };
-            let members = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut members: Vec<(String, Json)> =
+                map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            if keep_ids {
+                python_durations_as_iso(&POLICY_STATUS_DETAIL, &mut members);
+            }
             let mut id = None;
             // Kept ids replace the placeholder; new details get a fresh one.
             let id_placeholder = if keep_ids {

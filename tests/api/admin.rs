@@ -414,3 +414,51 @@ async fn the_journal_records_a_throttled_request_and_a_404_with_their_request_id
     assert!(output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stdout).contains(&missing_id));
 }
+
+#[tokio::test]
+async fn export_writes_ndjson_a_graph_page_or_csv_and_the_page_imports_back() {
+    let app = spawn_app().await;
+    seed(
+        &app,
+        "contoso",
+        json!({"count": 25, "end": "2026-11-01T00:00:00Z"}),
+    )
+    .await;
+    let export_as = |format: &str| {
+        let file = app.data_dir.join(format!("export.{format}"));
+        let output = std::process::Command::new(binary())
+            .arg("export")
+            .args(app.storage.args())
+            .args(["--tenant", "contoso", "--format", format, "--output"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        std::fs::read_to_string(file).unwrap()
+    };
+    let ndjson = export_as("ndjson");
+    assert_eq!(
+        ndjson,
+        export(&app, "contoso").await,
+        "the command and the API agree"
+    );
+    let page: Value = serde_json::from_str(&export_as("json")).unwrap();
+    assert_eq!(page["value"].as_array().unwrap().len(), 25);
+    let csv = export_as("csv");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[0], "id");
+    assert!(header.contains(&"deploymentState"));
+    assert_eq!(lines.count(), 25);
+    // The JSON page imports into another tenant as the same events.
+    let file = app.data_dir.join("export.json");
+    let output = std::process::Command::new(binary())
+        .arg("import")
+        .args(app.storage.args())
+        .args(["--tenant", "copy"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(export(&app, "copy").await, ndjson);
+}

@@ -24,6 +24,7 @@ async fn the_official_python_sdk_runs_its_scenario_over_https() {
     let ca = app.data_dir.join("ca-for-clients.pem");
     std::fs::write(&ca, graphpilot_cert(&app)).unwrap();
     let base = app.base().replace("127.0.0.1", "localhost");
+    let page_file = app.data_dir.join("page-written-by-the-sdk.json");
     let output = tokio::process::Command::new(&python)
         .arg("scenario.py")
         .current_dir(&sdk_dir)
@@ -31,6 +32,7 @@ async fn the_official_python_sdk_runs_its_scenario_over_https() {
         .env("GRAPHPILOT_TENANT", "contoso")
         .env("GRAPHPILOT_CLIENT_ID", &client_id)
         .env("GRAPHPILOT_CLIENT_SECRET", &secret)
+        .env("GRAPHPILOT_PAGE_FILE", &page_file)
         // httpx (the SDK) reads SSL_CERT_FILE, requests (azure-identity's sync parts)
         // REQUESTS_CA_BUNDLE; aiohttp (its async transport) uses the SSL_CERT_FILE default too.
         .env("SSL_CERT_FILE", &ca)
@@ -48,4 +50,40 @@ async fn the_official_python_sdk_runs_its_scenario_over_https() {
         stdout.contains("ok delete and 404 as ODataError"),
         "{stdout}"
     );
+
+    // The page the SDK wrote (its own serialisation: Python-style durations, microsecond
+    // times) imports into another tenant, ids and values kept.
+    let output = std::process::Command::new(binary())
+        .arg("import")
+        .args(app.storage.args())
+        .args(["--tenant", "restored"])
+        .arg(&page_file)
+        .output()
+        .expect("graphpilot import runs");
+    assert!(output.status.success(), "{output:?}");
+    let token = mint(&app.data_dir, "restored", "reader", &["--role", READ_ONLY]);
+    let page: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&page_file).unwrap()).unwrap();
+    let written = page["value"].as_array().unwrap();
+    assert_eq!(written.len(), 40);
+    for event in written.iter().take(5) {
+        let id = event["id"].as_str().unwrap();
+        let restored = graphpilot_get(&app, &token, &format!("{}/{id}", app.events_url())).await;
+        assert_eq!(restored["deviceSerialNumber"], event["deviceSerialNumber"]);
+        assert_eq!(restored["deploymentState"], event["deploymentState"]);
+        assert_eq!(restored["deploymentDuration"], "PT0S");
+    }
+}
+
+/// GET over the server's HTTPS with its CA (the test's client has no TLS roots of its own).
+async fn graphpilot_get(app: &TestApp, token: &str, url: &str) -> serde_json::Value {
+    let ca = reqwest::Certificate::from_pem(graphpilot_cert(app).as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let url = url.replace("127.0.0.1", "localhost");
+    let response = client.get(&url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 200, "GET {url}");
+    response.json().await.unwrap()
 }

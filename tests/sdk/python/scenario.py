@@ -36,6 +36,7 @@ from msgraph_core.requests.batch_request_content import BatchRequestContent
 from msgraph_core.requests.batch_request_item import BatchRequestItem
 from kiota_abstractions.request_information import RequestInformation
 from kiota_abstractions.method import Method
+from kiota_serialization_json.json_serialization_writer import JsonSerializationWriter
 
 
 def check(condition, message):
@@ -113,6 +114,15 @@ async def main():
     await iterator.iterate(collect)
     check(len(seen) == 151 and len(set(seen)) == 151, f"{len(seen)} seen, {len(set(seen))} distinct")
     print("ok PageIterator over", len(seen), "events", flush=True)
+
+    # A page as the SDK itself writes it, for graphpilot import to read back.
+    page_file = os.environ.get("GRAPHPILOT_PAGE_FILE")
+    if page_file:
+        writer = JsonSerializationWriter()
+        writer.write_object_value(None, first)
+        with open(page_file, "wb") as out:
+            out.write(writer.get_serialized_content())
+        print("ok page written by the SDK", flush=True)
 
     # A $batch through the core library's BatchRequestContent: a count and a 404.
     count_request = RequestInformation(Method.GET, f"{base}/beta/deviceManagement/autopilotEvents/$count")
