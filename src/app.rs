@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::SigningKey;
 use crate::cli::{ServeArgs, Throttling};
+use crate::http::faults::Faults;
 use crate::http::throttle::{INTUNE, Throttle};
 use crate::http::{AppState, router};
 use crate::store::{Dialect, Store};
@@ -80,6 +81,17 @@ impl App {
             None
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let rules = match &args.faults {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --faults {}", path.display()))?;
+                Faults::from_toml(&text)
+                    .map_err(|reason| anyhow::anyhow!("--faults {}: {reason}", path.display()))?
+            }
+            None => Vec::new(),
+        };
+        let faults = Faults::new(rules)
+            .map_err(|reason| anyhow::anyhow!("--faults: a rule cannot work: {reason}"))?;
         let database = match store.dialect() {
             Dialect::Sqlite => format!("sqlite ({url})"),
             Dialect::Postgres => "postgresql".to_string(),
@@ -94,6 +106,7 @@ impl App {
                 args.page_size,
                 scheme,
                 args.journal_size,
+                faults,
             )),
             database,
             data_dir: args.data_dir.clone(),

@@ -255,6 +255,11 @@ pub struct ServeArgs {
     /// Your own certificate chain (PEM) instead of the local CA's; needs --tls-key.
     #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_key"], conflicts_with = "tls_names")]
     pub tls_cert: Option<PathBuf>,
+    /// Fault injection rules (TOML, `[[rules]]` tables; see docs/faults.md): answer chosen
+    /// requests with 429/5xx, delay them, or drop their connection. Also managed at run time
+    /// through /graphpilot/faults.
+    #[arg(long, env = "GRAPHPILOT_FAULTS", value_name = "FILE")]
+    pub faults: Option<PathBuf>,
     /// How many finished requests the journal keeps in memory (GET /graphpilot/requests,
     /// `graphpilot requests`); 0 turns it off.
     #[arg(long, env = "GRAPHPILOT_JOURNAL_SIZE", default_value_t = 10_000)]

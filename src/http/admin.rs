@@ -17,6 +17,7 @@ use serde_json::json;
 use super::AppState;
 use super::context::RequestContext;
 use super::error::ApiError;
+use super::faults::FaultRule;
 use super::graph::authenticate;
 use super::journal::{Caller, JournalFilter};
 use super::response::json_response;
@@ -303,6 +304,76 @@ pub async fn requests(
         let entries = state.journal.query(&filter);
         let body = json!({"capacity": state.journal.capacity(), "value": entries});
         Ok(json_response(StatusCode::OK, body.to_string()))
+    })
+    .await
+}
+
+/// `GET /graphpilot/faults`: the rules in force, with how often each matched and fired.
+pub async fn list_faults(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    as_admin(&state, &parts, || async {
+        let body = json!({"value": state.faults.list()});
+        Ok(json_response(StatusCode::OK, body.to_string()))
+    })
+    .await
+}
+
+/// `POST /graphpilot/faults`: adds a rule (the fields of a `[[rules]]` table, as JSON).
+pub async fn add_fault(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    as_admin(&state, &parts, || async {
+        let bytes = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .map_err(|_| ApiError::payload_too_large(64 * 1024))?;
+        let rule: FaultRule = serde_json::from_slice(&bytes)
+            .map_err(|error| ApiError::bad_request(format!("Not a fault rule: {error}.")))?;
+        let id = state.faults.add(rule).map_err(ApiError::bad_request)?;
+        let rule = state
+            .faults
+            .list()
+            .into_iter()
+            .find(|listed| listed.id == id)
+            .expect("just added");
+        Ok(json_response(
+            StatusCode::CREATED,
+            serde_json::to_string(&rule).expect("serialisable"),
+        ))
+    })
+    .await
+}
+
+/// `DELETE /graphpilot/faults`: removes every rule.
+pub async fn clear_faults(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    as_admin(&state, &parts, || async {
+        let removed = state.faults.clear(None);
+        Ok(json_response(
+            StatusCode::OK,
+            json!({"removed": removed}).to_string(),
+        ))
+    })
+    .await
+}
+
+/// `DELETE /graphpilot/faults/{id}`: removes one rule.
+pub async fn remove_fault(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let (parts, _) = request.into_parts();
+    as_admin(&state, &parts, || async {
+        let removed = id
+            .parse::<u64>()
+            .ok()
+            .map_or(0, |id| state.faults.clear(Some(id)));
+        if removed == 0 {
+            return Err(ApiError::not_found("fault rule", &id));
+        }
+        Ok(json_response(
+            StatusCode::OK,
+            json!({"removed": removed}).to_string(),
+        ))
     })
     .await
 }

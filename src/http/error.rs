@@ -155,6 +155,28 @@ impl ApiError {
         .with_header(header::RETRY_AFTER, &retry_after_seconds.to_string())
     }
 
+    /// A failure injected on purpose (fault injection): the status a real service would answer,
+    /// with its usual code, and a message that says it was injected.
+    pub fn injected(status: StatusCode, retry_after: Option<u64>, rule: &str) -> Self {
+        let code = match status.as_u16() {
+            429 => "TooManyRequests",
+            502 => "BadGateway",
+            503 => "ServiceUnavailable",
+            504 => "GatewayTimeout",
+            507 => "InsufficientStorage",
+            _ => "InternalServerError",
+        };
+        let error = Self::new(
+            status,
+            code,
+            format!("Injected by graphpilot fault rule '{rule}'."),
+        );
+        match retry_after {
+            Some(seconds) => error.with_header(header::RETRY_AFTER, &seconds.to_string()),
+            None => error,
+        }
+    }
+
     /// A failure of ours: logged with its cause, shown to the caller without internals.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");

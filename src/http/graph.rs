@@ -17,7 +17,8 @@ use super::AppState;
 use super::batch;
 use super::context::RequestContext;
 use super::error::ApiError;
-use super::journal::Caller;
+use super::faults::FaultAction;
+use super::journal::{Caller, Faulted};
 use super::metadata;
 use super::query::ResolvedQuery;
 use super::response::{empty_response, entity_response, json_response, json_string, text_response};
@@ -89,6 +90,31 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
     if let Some(caller) = parts.extensions.get::<Caller>() {
         caller.set(&principal.tenant, &principal.app);
     }
+    if let Some(action) =
+        state
+            .faults
+            .decide(&parts.method, &path, &principal.tenant, &principal.app)
+    {
+        match action {
+            FaultAction::Delay(delay) => tokio::time::sleep(delay).await,
+            FaultAction::Status {
+                status,
+                retry_after,
+                rule,
+            } => {
+                let context = parts
+                    .extensions
+                    .get::<RequestContext>()
+                    .cloned()
+                    .unwrap_or_else(|| RequestContext::new(None));
+                let mut response =
+                    ApiError::injected(status, retry_after, &rule).into_response(&context);
+                response.extensions_mut().insert(Faulted);
+                return Ok(response);
+            }
+            FaultAction::Reset => return Ok(connection_reset()),
+        }
+    }
     if matches!(route, Ok(Route::Batch)) {
         // Not throttled or authorised as a whole: each step is, on its own.
         check_method(&parts.method, &Route::Batch)?;
@@ -133,6 +159,20 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         (Route::Metadata, _) => Ok(metadata::response()),
         (Route::Batch, _) => unreachable!("batches are answered above"),
     }
+}
+
+/// A response that never completes: its body fails at once, so the connection is dropped without
+/// an answer (fault injection's "connection reset").
+fn connection_reset() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by fault injection",
+        ))
+    });
+    let mut response = Response::new(Body::from_stream(failing));
+    response.extensions_mut().insert(Faulted);
+    response
 }
 
 /// [`handle`] behind a box: batch steps go through it, and a future cannot contain itself.

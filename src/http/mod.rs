@@ -5,6 +5,7 @@ mod admin;
 mod batch;
 mod context;
 mod error;
+pub mod faults;
 mod graph;
 mod identity;
 pub mod journal;
@@ -42,6 +43,7 @@ pub struct AppState {
     /// `http` or `https`: how clients reach this server (for next links and Location).
     pub scheme: &'static str,
     pub journal: Journal,
+    pub faults: faults::Faults,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
         page_size: u64,
         scheme: &'static str,
         journal_size: usize,
+        faults: faults::Faults,
     ) -> Self {
         Self {
             store,
@@ -62,6 +65,7 @@ impl AppState {
             scheme,
             key,
             journal: Journal::new(journal_size),
+            faults,
         }
     }
 }
@@ -81,6 +85,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/graphpilot/openapi.json", get(admin::openapi))
         .route("/graphpilot/requests", get(admin::requests))
+        .route(
+            "/graphpilot/faults",
+            get(admin::list_faults)
+                .post(admin::add_fault)
+                .delete(admin::clear_faults),
+        )
+        .route("/graphpilot/faults/{id}", delete(admin::remove_fault))
         .route("/graphpilot/tenants", delete(admin::reset_all))
         .route("/graphpilot/tenants/{tenant}", delete(admin::reset_tenant))
         .route("/graphpilot/tenants/{tenant}/seed", post(admin::seed))

@@ -7,6 +7,7 @@ mod batch;
 mod crud;
 mod details;
 mod durability;
+mod faults;
 mod helpers;
 mod identity;
 mod nodes;
