@@ -15,7 +15,7 @@ use crate::auth::SigningKey;
 use crate::cli::{ServeArgs, Throttling};
 use crate::http::faults::Faults;
 use crate::http::throttle::{INTUNE, Throttle};
-use crate::http::{AppState, router};
+use crate::http::{AppState, Settings, router};
 use crate::store::{Dialect, Store};
 use crate::tls::{ServerIdentity, TlsListener};
 
@@ -37,6 +37,7 @@ pub struct App {
     listener: TcpListener,
     /// Set when serving HTTPS.
     tls: Option<Arc<rustls::ServerConfig>>,
+    header_timeout: std::time::Duration,
     state: Arc<AppState>,
     database: String,
     data_dir: PathBuf,
@@ -99,14 +100,18 @@ impl App {
         Ok(App {
             listener,
             tls,
+            header_timeout: std::time::Duration::from_secs(args.header_timeout),
             state: Arc::new(AppState::new(
                 store,
                 key,
                 throttle,
-                args.page_size,
-                scheme,
-                args.journal_size,
-                faults,
+                Settings {
+                    page_size: args.page_size,
+                    scheme,
+                    journal_size: args.journal_size,
+                    faults,
+                    body_timeout: std::time::Duration::from_secs(args.body_timeout),
+                },
             )),
             database,
             data_dir: args.data_dir.clone(),
@@ -149,24 +154,20 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.store.clone();
+        let header_timeout = self.header_timeout;
         let service = router(self.state);
         match self.tls {
             Some(config) => {
                 let listener = TlsListener::new(self.listener, config)?;
-                axum::serve(listener, service)
-                    .with_graceful_shutdown(shutdown)
-                    .await
+                crate::server::serve(listener, service, header_timeout, shutdown).await;
             }
             None => {
                 let listener = self.listener.tap_io(|stream| {
                     let _ = stream.set_nodelay(true);
                 });
-                axum::serve(listener, service)
-                    .with_graceful_shutdown(shutdown)
-                    .await
+                crate::server::serve(listener, service, header_timeout, shutdown).await;
             }
         }
-        .context("the HTTP server failed")?;
         store.close().await;
         Ok(())
     }

@@ -260,6 +260,14 @@ pub struct ServeArgs {
     /// through /graphpilot/faults.
     #[arg(long, env = "GRAPHPILOT_FAULTS", value_name = "FILE")]
     pub faults: Option<PathBuf>,
+    /// Seconds a client may take to send a request's head; slower connections are dropped.
+    #[arg(long, env = "GRAPHPILOT_HEADER_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+    /// Seconds a client may take to send a request's body (408 beyond).
+    #[arg(long, env = "GRAPHPILOT_BODY_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout: u64,
     /// How many finished requests the journal keeps in memory (GET /graphpilot/requests,
     /// `graphpilot requests`); 0 turns it off.
     #[arg(long, env = "GRAPHPILOT_JOURNAL_SIZE", default_value_t = 10_000)]

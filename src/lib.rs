@@ -2,7 +2,8 @@
 //! deployment events (`/beta/deviceManagement/autopilotEvents`).
 //!
 //! Layers, top to bottom (data flows one way):
-//! - [`cli`] and [`app`]: commands, flags, and the server's lifecycle.
+//! - [`cli`] and [`app`]: commands, flags, and the server's lifecycle; [`server`]: the
+//!   connection loop and its limits.
 //! - [`http`]: routing, the Graph error type, auth and throttling middleware, response envelopes.
 //! - [`odata`]: query options from the raw query string.
 //! - [`model`]: the entity schema and request bodies → typed values.
@@ -19,5 +20,6 @@ pub mod http;
 pub mod io;
 pub mod model;
 pub mod odata;
+pub mod server;
 pub mod store;
 pub mod tls;

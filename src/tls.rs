@@ -171,6 +171,14 @@ fn local_server_certificate(
 pub struct TlsListener {
     local_addr: SocketAddr,
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TlsListener {
+    /// Stops accepting (the port closes) when the server stops listening.
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
 }
 
 impl TlsListener {
@@ -178,7 +186,7 @@ impl TlsListener {
         let local_addr = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (sender, ready) = mpsc::channel(256);
-        tokio::spawn(async move {
+        let accepting = tokio::spawn(async move {
             loop {
                 let (stream, peer) = match listener.accept().await {
                     Ok(accepted) => accepted,
@@ -208,7 +216,11 @@ impl TlsListener {
                 });
             }
         });
-        Ok(Self { local_addr, ready })
+        Ok(Self {
+            local_addr,
+            ready,
+            accepting,
+        })
     }
 }
 

@@ -10,8 +10,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
-use super::AppState;
+use super::error::ApiError;
 use super::journal::{Caller, Faulted, JournalEntry};
+use super::{AppState, MAX_HEADER_BYTES};
 use crate::edm::{DateTimeOffset, TICKS_PER_SECOND};
 
 #[derive(Clone, Debug)]
@@ -64,7 +65,16 @@ pub async fn with_request_context(
     let path = request.uri().path().to_string();
     let query = request.uri().query().map(str::to_string);
     let clock = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let mut response = if header_bytes > MAX_HEADER_BYTES {
+        ApiError::header_fields_too_large(MAX_HEADER_BYTES).into_response(&context)
+    } else {
+        next.run(request).instrument(span.clone()).await
+    };
     let latency_ms = clock.elapsed().as_secs_f64() * 1000.0;
     let status = response.status().as_u16();
     let faulted = response.extensions().get::<Faulted>().is_some();

@@ -131,6 +131,22 @@ impl ApiError {
         )
     }
 
+    pub fn header_fields_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "RequestHeaderFieldsTooLarge",
+            format!("The request's headers are larger than the {limit}-byte limit."),
+        )
+    }
+
+    pub fn request_timeout(seconds: u64) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            format!("The request body did not arrive within {seconds} seconds."),
+        )
+    }
+
     pub fn unsupported_media_type(found: Option<&str>) -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

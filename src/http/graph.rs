@@ -123,7 +123,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
             .get::<RequestContext>()
             .cloned()
             .unwrap_or_else(|| RequestContext::new(None));
-        let body = read_json_body(&parts, body).await?;
+        let body = read_json_body(&parts, body, state.body_timeout).await?;
         return batch::run(state, &parts, body, &context, handle_boxed).await;
     }
     let write = matches!(
@@ -469,7 +469,7 @@ impl Call<'_> {
         let collection = route.collection().expect("collection route");
         let schema = collection.schema();
         let store = &self.state.store;
-        let decoded = match read_json_body(self.parts, body).await {
+        let decoded = match read_json_body(self.parts, body, self.state.body_timeout).await {
             Ok(bytes) => decode_create(schema, &bytes, matches!(collection, Collection::Events))
                 .map_err(body_error),
             Err(error) => Err(error),
@@ -517,7 +517,7 @@ impl Call<'_> {
         let target = route.target().expect("entity route");
         let schema = target.schema();
         let store = &self.state.store;
-        let decoded = match read_json_body(self.parts, body).await {
+        let decoded = match read_json_body(self.parts, body, self.state.body_timeout).await {
             Ok(bytes) => decode_patch(schema, &bytes, target.id()).map_err(body_error),
             Err(error) => Err(error),
         };
@@ -581,7 +581,11 @@ fn body_error(error: BodyError) -> ApiError {
 
 /// Reads a JSON request body: `Content-Type: application/json` (415 otherwise), at most
 /// [`MAX_BODY_BYTES`] (413 otherwise, refused before reading when `Content-Length` says so).
-async fn read_json_body(parts: &Parts, body: Body) -> Result<Bytes, ApiError> {
+async fn read_json_body(
+    parts: &Parts,
+    body: Body,
+    body_timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -603,10 +607,13 @@ async fn read_json_body(parts: &Parts, body: Body) -> Result<Bytes, ApiError> {
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
         return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
     }
-    match http_body_util::Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
+    let collected = tokio::time::timeout(
+        body_timeout,
+        http_body_util::Limited::new(body, MAX_BODY_BYTES).collect(),
+    )
+    .await
+    .map_err(|_| ApiError::request_timeout(body_timeout.as_secs()))?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::payload_too_large(MAX_BODY_BYTES))

@@ -31,6 +31,9 @@ use journal::Journal;
 use skiptoken::SkipTokens;
 use throttle::Throttle;
 
+/// The most header bytes a request may carry (Graph-shaped 431 beyond).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
 /// Everything a request handler may use.
 pub struct AppState {
     pub store: Arc<Store>,
@@ -44,6 +47,17 @@ pub struct AppState {
     pub scheme: &'static str,
     pub journal: Journal,
     pub faults: faults::Faults,
+    /// How long a client may take to send a request body.
+    pub body_timeout: std::time::Duration,
+}
+
+/// How a server behaves towards its clients (from `serve`'s flags).
+pub struct Settings {
+    pub page_size: u64,
+    pub scheme: &'static str,
+    pub journal_size: usize,
+    pub faults: faults::Faults,
+    pub body_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -51,21 +65,19 @@ impl AppState {
         store: Arc<Store>,
         key: crate::auth::SigningKey,
         throttle: Throttle,
-        page_size: u64,
-        scheme: &'static str,
-        journal_size: usize,
-        faults: faults::Faults,
+        settings: Settings,
     ) -> Self {
         Self {
             store,
             verifier: Verifier::new(&key),
             throttle,
             skiptokens: SkipTokens::new(&key.mac_secret),
-            page_size,
-            scheme,
+            page_size: settings.page_size,
+            scheme: settings.scheme,
             key,
-            journal: Journal::new(journal_size),
-            faults,
+            journal: Journal::new(settings.journal_size),
+            faults: settings.faults,
+            body_timeout: settings.body_timeout,
         }
     }
 }

@@ -9,6 +9,7 @@ mod details;
 mod durability;
 mod faults;
 mod helpers;
+mod hostile;
 mod identity;
 mod nodes;
 mod odata;
