@@ -54,6 +54,41 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> R
 
 async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
+    let mut body = Some(body);
+    let answer = answer(state, &parts, &mut body).await;
+    if let Some(unread) = body {
+        drain(&parts, unread, state.body_timeout).await;
+    }
+    answer
+}
+
+/// Reads and drops a body the answer did not need (a 401, 403, 429 or injected fault to a POST):
+/// the connection then stays usable for the client's next request, where an unread body would
+/// make it close under the client's feet. Bodies declared over the limit are not read; their
+/// connection closes.
+async fn drain(parts: &Parts, body: Body, body_timeout: std::time::Duration) {
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return;
+    }
+    let _ = tokio::time::timeout(
+        body_timeout,
+        http_body_util::Limited::new(body, MAX_BODY_BYTES).collect(),
+    )
+    .await;
+}
+
+/// The answer to a request under the service root; takes `body` out when it reads it.
+async fn answer(
+    state: &AppState,
+    parts: &Parts,
+    body: &mut Option<Body>,
+) -> Result<Response, ApiError> {
+    let take_body = |body: &mut Option<Body>| body.take().unwrap_or_else(Body::empty);
     if parts
         .uri
         .query()
@@ -123,8 +158,8 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
             .get::<RequestContext>()
             .cloned()
             .unwrap_or_else(|| RequestContext::new(None));
-        let body = read_json_body(&parts, body, state.body_timeout).await?;
-        return batch::run(state, &parts, body, &context, handle_boxed).await;
+        let body = read_json_body(parts, take_body(body), state.body_timeout).await?;
+        return batch::run(state, parts, body, &context, handle_boxed).await;
     }
     let write = matches!(
         parts.method,
@@ -150,10 +185,14 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
     };
     match (&route, parts.method.clone()) {
         (Route::ServiceDocument, _) => Ok(service_document(&base)),
-        (Route::Events | Route::Details(_), Method::POST) => call.create(&route, body).await,
+        (Route::Events | Route::Details(_), Method::POST) => {
+            call.create(&route, take_body(body)).await
+        }
         (Route::Events | Route::Details(_), _) => call.list(&route).await,
         (Route::EventsCount | Route::DetailsCount(_), _) => call.count(&route).await,
-        (Route::Event(_) | Route::Detail(..), Method::PATCH) => call.update(&route, body).await,
+        (Route::Event(_) | Route::Detail(..), Method::PATCH) => {
+            call.update(&route, take_body(body)).await
+        }
         (Route::Event(_) | Route::Detail(..), Method::DELETE) => call.delete(&route).await,
         (Route::Event(_) | Route::Detail(..), _) => call.get(&route).await,
         (Route::Metadata, _) => Ok(metadata::response()),

@@ -168,3 +168,25 @@ async fn long_strings_huge_paging_values_and_giant_filters_get_clear_answers() {
     assert!(message.contains("1000"), "{message}");
     assert_eq!(app.count().await, 1);
 }
+
+#[tokio::test]
+async fn a_refused_request_with_a_body_leaves_the_connection_usable() {
+    let app = spawn_app().await;
+    let reader = mint(&app.data_dir, "contoso", "reader", &["--role", READ_ONLY]);
+    let body = "{\"deviceSerialNumber\":\"NOT-ALLOWED\"}";
+    // A POST refused before its body is needed (403), then a second request on the same
+    // connection: the unread body was drained, so the second request is answered.
+    let requests = format!(
+        "POST /beta/deviceManagement/autopilotEvents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {reader}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}\
+         GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let (answer, _) = raw_exchange(&app, requests.as_bytes(), Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(
+        answer.contains("HTTP/1.1 200"),
+        "the second request was answered: {answer}"
+    );
+    assert_eq!(app.count().await, 0);
+}
