@@ -101,7 +101,7 @@ async fn answer(
     let root = segments.next().unwrap_or("");
     let rest: Vec<&str> = segments.collect();
     if root.eq_ignore_ascii_case("v1.0") {
-        authenticate(state, &parts)?;
+        authenticate(state, parts)?;
         // This resource exists only in beta: name the first segment v1.0 does not have.
         let missing = match rest.first() {
             Some(first) if first.eq_ignore_ascii_case("deviceManagement") => {
@@ -116,12 +116,12 @@ async fn answer(
         return Err(ApiError::not_found_path(&path));
     }
     let route = routes::parse(&rest);
-    let base = service_root(&parts, state.scheme);
+    let base = service_root(parts, state.scheme);
     if matches!(route, Ok(Route::Metadata)) {
         check_method(&parts.method, &Route::Metadata)?;
         return Ok(metadata::response());
     }
-    let principal = authenticate(state, &parts)?;
+    let principal = authenticate(state, parts)?;
     if let Some(caller) = parts.extensions.get::<Caller>() {
         caller.set(&principal.tenant, &principal.app);
     }
@@ -181,7 +181,7 @@ async fn answer(
         state,
         tenant,
         base: &base,
-        parts: &parts,
+        parts,
     };
     match (&route, parts.method.clone()) {
         (Route::ServiceDocument, _) => Ok(service_document(&base)),
