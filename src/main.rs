@@ -86,13 +86,7 @@ fn app(command: AppCommand) -> anyhow::Result<()> {
         AppCommand::List(storage) => storage,
         AppCommand::Remove(args) => &args.storage,
     };
-    let url = match &storage.database {
-        Some(url) => url.clone(),
-        None => {
-            std::fs::create_dir_all(&storage.data_dir)?;
-            Store::sqlite_url(&storage.data_dir)
-        }
-    };
+    let url = Store::url_for(&storage.data_dir, storage.database.as_deref())?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let store = Store::open(&url, Durability::Full).await?;
         let result = match &command {

@@ -36,11 +36,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Response, ApiError>>,
 {
-    let context = parts
-        .extensions
-        .get::<RequestContext>()
-        .cloned()
-        .unwrap_or_else(|| RequestContext::new(None));
+    let context = RequestContext::of(&parts.extensions);
     let admitted = authenticate(state, parts).and_then(|principal| {
         if let Some(caller) = parts.extensions.get::<Caller>() {
             caller.set(&principal.tenant, &principal.app);

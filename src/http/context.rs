@@ -36,6 +36,30 @@ impl RequestContext {
         }
     }
 
+    /// The context the middleware attached to a request (a fresh one if it is missing).
+    pub fn of(extensions: &axum::http::Extensions) -> Self {
+        extensions
+            .get::<RequestContext>()
+            .cloned()
+            .unwrap_or_else(|| RequestContext::new(None))
+    }
+
+    /// `scheme://host` as the client addressed this server (`Host`, or `:authority` on HTTP/2),
+    /// for absolute URLs in answers; a host with unexpected characters becomes `localhost`.
+    pub fn origin(parts: &axum::http::request::Parts, scheme: &str) -> String {
+        let host = parts
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|authority| authority.as_str()))
+            .filter(|host| {
+                host.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+            })
+            .unwrap_or("localhost");
+        format!("{scheme}://{host}")
+    }
+
     /// The `innerError.date` form Graph uses: UTC to the second, without a zone designator.
     pub fn started_display(&self) -> String {
         let ticks = self.started.ticks();

@@ -36,11 +36,7 @@ pub const MAX_QUERY_BYTES: usize = 32 * 1024;
 
 /// Entry point for every path that is not one of the server's own (`/healthz`).
 pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let context = request
-        .extensions()
-        .get::<RequestContext>()
-        .cloned()
-        .unwrap_or_else(|| RequestContext::new(None));
+    let context = RequestContext::of(request.extensions());
     // A panic is a bug of ours: answer 500 in Graph's shape instead of dropping the connection.
     match AssertUnwindSafe(handle(&state, request))
         .catch_unwind()
@@ -137,11 +133,7 @@ async fn answer(
                 retry_after,
                 rule,
             } => {
-                let context = parts
-                    .extensions
-                    .get::<RequestContext>()
-                    .cloned()
-                    .unwrap_or_else(|| RequestContext::new(None));
+                let context = RequestContext::of(&parts.extensions);
                 let mut response =
                     ApiError::injected(status, retry_after, &rule).into_response(&context);
                 response.extensions_mut().insert(Faulted);
@@ -153,11 +145,7 @@ async fn answer(
     if matches!(route, Ok(Route::Batch)) {
         // Not throttled or authorised as a whole: each step is, on its own.
         check_method(&parts.method, &Route::Batch)?;
-        let context = parts
-            .extensions
-            .get::<RequestContext>()
-            .cloned()
-            .unwrap_or_else(|| RequestContext::new(None));
+        let context = RequestContext::of(&parts.extensions);
         let body = read_json_body(parts, take_body(body), state.body_timeout).await?;
         return batch::run(state, parts, body, &context, handle_boxed).await;
     }
@@ -270,17 +258,7 @@ pub(super) fn authenticate(state: &AppState, parts: &Parts) -> Result<Arc<Princi
 
 /// `{scheme}://{host}/beta` as the client addressed us.
 fn service_root(parts: &Parts, scheme: &str) -> String {
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|authority| authority.as_str()))
-        .filter(|host| {
-            host.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
-        })
-        .unwrap_or("localhost");
-    format!("{scheme}://{host}/beta")
+    format!("{}/beta", RequestContext::origin(parts, scheme))
 }
 
 fn service_document(base: &str) -> Response {

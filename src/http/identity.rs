@@ -8,13 +8,14 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
 use super::AppState;
+use super::context::RequestContext;
 use super::response::json_response;
 use crate::auth::apps::secret_matches;
 use crate::auth::{GRAPH_AUDIENCES, TokenRequest, mint};
@@ -22,20 +23,6 @@ use crate::edm::DateTimeOffset;
 
 /// Lifetime of issued tokens, as Entra's default for client credentials.
 const TOKEN_SECONDS: i64 = 3599;
-
-/// `https://host` of this request, as the client addressed it.
-fn origin(state: &AppState, parts_headers: &HeaderMap, uri: &axum::http::Uri) -> String {
-    let host = parts_headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .or_else(|| uri.authority().map(|authority| authority.as_str()))
-        .filter(|host| {
-            host.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
-        })
-        .unwrap_or("localhost");
-    format!("{}://{host}", state.scheme)
-}
 
 /// An OAuth error as Entra writes it.
 fn oauth_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
@@ -232,10 +219,9 @@ pub async fn token(
 pub async fn openid_configuration(
     State(state): State<Arc<AppState>>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
+    parts: Parts,
 ) -> Response {
-    let origin = origin(&state, &headers, &uri);
+    let origin = RequestContext::origin(&parts, state.scheme);
     let body = json!({
         "issuer": format!("{origin}/{tenant}/v2.0"),
         "authorization_endpoint": format!("{origin}/{tenant}/oauth2/v2.0/authorize"),
@@ -267,10 +253,9 @@ pub async fn keys(State(state): State<Arc<AppState>>) -> Response {
 pub async fn instance_discovery(
     State(state): State<Arc<AppState>>,
     Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
+    parts: Parts,
 ) -> Response {
-    let origin = origin(&state, &headers, &uri);
+    let origin = RequestContext::origin(&parts, state.scheme);
     let host = origin
         .split("://")
         .nth(1)

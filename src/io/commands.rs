@@ -15,18 +15,7 @@ use crate::io::import::import as import_records;
 use crate::store::{Collection, Durability, Store};
 
 async fn open_store(storage: &StorageArgs, durability: Durability) -> anyhow::Result<Arc<Store>> {
-    let url = match &storage.database {
-        Some(url) => url.clone(),
-        None => {
-            std::fs::create_dir_all(&storage.data_dir).with_context(|| {
-                format!(
-                    "cannot create the data directory {}",
-                    storage.data_dir.display()
-                )
-            })?;
-            Store::sqlite_url(&storage.data_dir)
-        }
-    };
+    let url = Store::url_for(&storage.data_dir, storage.database.as_deref())?;
     Store::open(&url, durability).await
 }
 

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -589,18 +588,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         DateTimeOffset::parse(&args.end, Seconds::Required)
             .map_err(|reason| anyhow::anyhow!("--end '{}': {reason}", args.end))?
     };
-    let url = match &args.database {
-        Some(url) => url.clone(),
-        None => {
-            std::fs::create_dir_all(&args.data_dir).with_context(|| {
-                format!(
-                    "cannot create the data directory {}",
-                    args.data_dir.display()
-                )
-            })?;
-            Store::sqlite_url(&args.data_dir)
-        }
-    };
+    let url = Store::url_for(&args.data_dir, args.database.as_deref())?;
     // Commits of a load need not reach the disk one by one: the load is acknowledged only at the
     // end, after a checkpoint that does (see Store::checkpoint). The WAL keeps the file consistent.
     let store = Store::open(&url, Durability::Normal).await?;

@@ -250,6 +250,20 @@ impl Store {
     }
 
     /// The SQLite URL of the database file inside a data directory.
+    /// The database of a command's `--database`, or else the data directory's SQLite file (the
+    /// directory created if missing).
+    pub fn url_for(data_dir: &Path, database: Option<&str>) -> anyhow::Result<String> {
+        match database {
+            Some(url) => Ok(url.to_string()),
+            None => {
+                std::fs::create_dir_all(data_dir).with_context(|| {
+                    format!("cannot create the data directory {}", data_dir.display())
+                })?;
+                Ok(Self::sqlite_url(data_dir))
+            }
+        }
+    }
+
     pub fn sqlite_url(data_dir: &Path) -> String {
         format!(
             "sqlite://{}?mode=rwc",

@@ -5,10 +5,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-fn admin_token(app: &TestApp) -> String {
-    mint(&app.data_dir, "ops", "admin-tool", &["--admin"])
-}
-
 async fn admin(
     app: &TestApp,
     method: reqwest::Method,

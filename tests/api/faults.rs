@@ -5,10 +5,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-fn admin_token(app: &TestApp) -> String {
-    mint(&app.data_dir, "ops", "admin-tool", &["--admin"])
-}
-
 #[tokio::test]
 async fn every_third_create_fails_with_graphs_503_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -319,3 +319,39 @@ pub fn graphpilot_cert(app: &TestApp) -> String {
     assert!(output.status.success(), "cert failed: {output:?}");
     String::from_utf8(output.stdout).unwrap()
 }
+
+/// A token with the graphpilot.Admin role (for `/graphpilot/…`).
+pub fn admin_token(app: &TestApp) -> String {
+    mint(&app.data_dir, "ops", "admin-tool", &["--admin"])
+}
+
+/// A server on HTTPS with an app registered for tenant contoso, as an SDK would use it: the
+/// base URL on `localhost` (the name the certificate carries), the app's client id and secret,
+/// and the CA certificate written to a file for the SDK to trust.
+pub struct SdkServer {
+    pub app: TestApp,
+    pub base: String,
+    pub client_id: String,
+    pub secret: String,
+    pub ca: PathBuf,
+}
+
+pub async fn spawn_sdk_server() -> SdkServer {
+    let app = spawn_app_with(Options {
+        extra: vec!["--tls".into()],
+        ..Options::default()
+    })
+    .await;
+    let (client_id, secret) = register_app(&app, "contoso");
+    let ca = app.data_dir.join("ca-for-clients.pem");
+    std::fs::write(&ca, graphpilot_cert(&app)).unwrap();
+    let base = app.base().replace("127.0.0.1", "localhost");
+    assert!(base.starts_with("https://"), "{base}");
+    SdkServer {
+        app,
+        base,
+        client_id,
+        secret,
+        ca,
+    }
+}

@@ -8,11 +8,14 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn the_official_javascript_client_runs_its_scenario_over_https() {
-    let app = spawn_app_with(Options {
-        extra: vec!["--tls".into()],
-        ..Options::default()
-    })
-    .await;
+    // The server lives as long as `_app` is bound.
+    let SdkServer {
+        app: _app,
+        base,
+        client_id,
+        secret,
+        ca,
+    } = spawn_sdk_server().await;
     let sdk_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/js");
     assert!(
         sdk_dir
@@ -20,12 +23,6 @@ async fn the_official_javascript_client_runs_its_scenario_over_https() {
             .exists(),
         "the SDK is not installed: run `npm ci --prefix tests/sdk/js` (scripts/test does)"
     );
-    let (client_id, secret) = register_app(&app, "contoso");
-    let ca = app.data_dir.join("ca-for-clients.pem");
-    std::fs::write(&ca, graphpilot_cert(&app)).unwrap();
-    // The certificate names localhost; the banner prints the bound address.
-    let base = app.base().replace("127.0.0.1", "localhost");
-    assert!(base.starts_with("https://"), "{base}");
     let output = tokio::process::Command::new("node")
         .arg("crud.mjs")
         .current_dir(&sdk_dir)

@@ -8,11 +8,13 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn the_official_python_sdk_runs_its_scenario_over_https() {
-    let app = spawn_app_with(Options {
-        extra: vec!["--tls".into()],
-        ..Options::default()
-    })
-    .await;
+    let SdkServer {
+        app,
+        base,
+        client_id,
+        secret,
+        ca,
+    } = spawn_sdk_server().await;
     let sdk_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/python");
     let python = sdk_dir.join(".venv/bin/python");
     assert!(
@@ -20,10 +22,6 @@ async fn the_official_python_sdk_runs_its_scenario_over_https() {
         "the SDK is not installed: run scripts/test, or python3 -m venv tests/sdk/python/.venv && \
          tests/sdk/python/.venv/bin/pip install -r tests/sdk/python/requirements.txt"
     );
-    let (client_id, secret) = register_app(&app, "contoso");
-    let ca = app.data_dir.join("ca-for-clients.pem");
-    std::fs::write(&ca, graphpilot_cert(&app)).unwrap();
-    let base = app.base().replace("127.0.0.1", "localhost");
     let page_file = app.data_dir.join("page-written-by-the-sdk.json");
     let output = tokio::process::Command::new(&python)
         .arg("scenario.py")
