@@ -400,8 +400,12 @@ fn parse_object(bytes: &[u8]) -> Result<Vec<(String, Json)>, BodyError> {
     }
 }
 
+/// Members of a body's top level compared one by one for duplicates; beyond, a hash set.
+const LINEAR_SCAN_MEMBERS: usize = 32;
+
 /// A body's top level: an object's members in order (no hashing for the common case of a flat
-/// object: duplicate keys are found by comparing with the few members before), or anything else.
+/// object: duplicate keys are found by comparing with the few members before, or by hashing past
+/// [`LINEAR_SCAN_MEMBERS`]), or anything else.
 enum TopLevel {
     Object(Vec<(String, Json)>),
     Other(Json),
@@ -444,12 +448,22 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<TopLevel, A::Error> {
         let mut members: Vec<(String, Json)> = Vec::with_capacity(32);
+        // Past a few members (an entity has about 30), duplicates are found by hashing: a
+        // hostile object of 200,000 keys took minutes of linear scans.
+        let mut index: Option<std::collections::HashSet<String>> = None;
         while let Some(key) = access.next_key::<String>()? {
-            if members.iter().any(|(seen, _)| *seen == key) {
+            let duplicate = match &mut index {
+                Some(index) => !index.insert(key.clone()),
+                None => members.iter().any(|(seen, _)| *seen == key),
+            };
+            if duplicate {
                 return Err(de::Error::custom(format_args!("duplicate key '{key}'")));
             }
             let value = access.next_value_seed(NestedJson { depth: 1 })?;
             members.push((key, value));
+            if index.is_none() && members.len() == LINEAR_SCAN_MEMBERS {
+                index = Some(members.iter().map(|(key, _)| key.clone()).collect());
+            }
         }
         Ok(TopLevel::Object(members))
     }
@@ -600,6 +614,23 @@ mod tests {
         let deep = format!("{{\"deviceId\":{}1{}}}", "[".repeat(100), "]".repeat(100));
         let error = message(create(&deep).unwrap_err());
         assert!(error.contains("nesting"), "{error}");
+    }
+
+    #[test]
+    fn duplicates_are_found_among_many_members_too() {
+        for (first, second) in [(0, 5), (3, 31), (0, 40), (35, 36), (10, 199_999)] {
+            let members: Vec<String> = (0..200_000)
+                .map(|n| {
+                    let name = if n == second { first } else { n };
+                    format!("\"k{name}\":1")
+                })
+                .collect();
+            let error = message(create(&format!("{{{}}}", members.join(","))).unwrap_err());
+            assert!(
+                error.contains(&format!("duplicate key 'k{first}'")),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -29,16 +29,25 @@ async fn raw_exchange(app: &TestApp, request: &[u8], wait: Duration) -> (String,
 #[tokio::test]
 async fn oversized_headers_are_431_in_graphs_shape_and_create_nothing() {
     let app = spawn_app().await;
-    let big = "x".repeat(40 * 1024);
+    // Up to 64 KiB of headers is fine (api.md §14)...
+    let response = app
+        .request(reqwest::Method::GET, &app.events_url())
+        .header("x-padding", "x".repeat(60 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // ...past it, Graph's 431.
     let response = app
         .request(reqwest::Method::POST, &app.events_url())
-        .header("x-padding", &big)
+        .header("x-padding", "x".repeat(40 * 1024))
+        .header("x-more-padding", "x".repeat(30 * 1024))
         .json(&json!({}))
         .send()
         .await
         .unwrap();
     let message = assert_graph_error(response, 431, "RequestHeaderFieldsTooLarge").await;
-    assert!(message.contains("32768"), "{message}");
+    assert!(message.contains("65536"), "{message}");
     // Far larger: refused by the connection itself, still with 431.
     let huge = "x".repeat(200 * 1024);
     let (answer, _) = raw_exchange(
@@ -189,4 +198,67 @@ async fn a_refused_request_with_a_body_leaves_the_connection_usable() {
         "the second request was answered: {answer}"
     );
     assert_eq!(app.count().await, 0);
+}
+
+#[tokio::test]
+async fn method_override_headers_are_ignored() {
+    let app = spawn_app().await;
+    let created = app
+        .create_event(json!({"deviceSerialNumber": "KEEP"}))
+        .await;
+    let url = app.event_url(created["id"].as_str().unwrap());
+    for header in [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    ] {
+        let response = app
+            .request(reqwest::Method::GET, &url)
+            .header(header, "DELETE")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{header}");
+        let response = app
+            .request(reqwest::Method::POST, &app.events_url())
+            .header(header, "PATCH")
+            .json(&json!({"deviceSerialNumber": "NEW"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{header}");
+    }
+    assert_eq!(app.get_json(&url).await["deviceSerialNumber"], "KEEP");
+    assert_eq!(app.count().await, 4);
+}
+
+/// Found by a hostile probe: duplicate keys were looked for by comparing each key with every
+/// one before it, so one 3 MB body of 200,000 keys held a worker thread for minutes.
+#[tokio::test]
+async fn an_object_of_200000_keys_is_refused_promptly() {
+    let app = spawn_app().await;
+    let keys: Vec<String> = (0..200_000).map(|n| format!("\"k{n}\":{n}")).collect();
+    let body = format!("{{{}}}", keys.join(","));
+    for method in [
+        reqwest::Method::POST,
+        reqwest::Method::POST,
+        reqwest::Method::PATCH,
+    ] {
+        let url = if method == reqwest::Method::PATCH {
+            app.event_url(app.create_event(json!({})).await["id"].as_str().unwrap())
+        } else {
+            app.events_url()
+        };
+        let response = app
+            .request(method, &url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .unwrap();
+        let message = assert_graph_error(response, 400, "ModelValidationFailure").await;
+        assert!(message.contains("'k0'"), "{message}");
+    }
+    assert_eq!(app.count().await, 1);
 }
