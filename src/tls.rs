@@ -24,9 +24,6 @@ use tokio_rustls::server::TlsStream;
 
 const CA_CERT: &str = "ca.pem";
 const CA_KEY: &str = "ca-key.pem";
-/// How long a client may take to complete its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The directory that holds the local CA and the server certificate.
 pub fn tls_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("tls")
@@ -182,7 +179,13 @@ impl Drop for TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
+    /// A client gets `handshake_timeout` to complete its handshake (the same deadline as for a
+    /// request head: both are what a slow client holds a connection with).
+    pub fn new(
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        handshake_timeout: Duration,
+    ) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (sender, ready) = mpsc::channel(256);
@@ -204,7 +207,7 @@ impl TlsListener {
                 let acceptor = acceptor.clone();
                 let sender = sender.clone();
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = sender.send((tls, peer)).await;
                         }

@@ -32,7 +32,7 @@ use skiptoken::SkipTokens;
 use throttle::Throttle;
 
 /// The most header bytes a request may carry (Graph-shaped 431 beyond).
-pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Everything a request handler may use.
 pub struct AppState {

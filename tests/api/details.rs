@@ -119,3 +119,72 @@ async fn an_event_created_with_inline_details_stores_them_all() {
     assert_graph_error(response, 400, "ModelValidationFailure").await;
     assert_eq!(app.count().await, 1);
 }
+
+#[tokio::test]
+async fn details_carry_etags_that_guard_their_writes_and_one_of_two_racing_writes_wins() {
+    let app = spawn_app().await;
+    let event = app.create_event(json!({"deviceSerialNumber": "SN"})).await;
+    let url = app.details_url(event["id"].as_str().unwrap());
+    let response = app.post_json(&url, &json!({"displayName": "VPN"})).await;
+    assert_eq!(response.status(), 201);
+    let header = response.headers()["etag"].to_str().unwrap().to_string();
+    let created: Value = response.json().await.unwrap();
+    let etag = created["@odata.etag"].as_str().unwrap().to_string();
+    assert_eq!(header, etag);
+    let item_url = format!("{url}/{}", created["id"].as_str().unwrap());
+    let read = app.get(&item_url).await;
+    assert_eq!(read.headers()["etag"].to_str().unwrap(), etag);
+
+    // Sixteen PATCHes race with one ETag: exactly one wins, the others are 412.
+    let attempts: Vec<_> = (0..16)
+        .map(|n| {
+            tokio::spawn(
+                app.request(reqwest::Method::PATCH, &item_url)
+                    .header("if-match", &etag)
+                    .json(&json!({"errorCode": n}))
+                    .send(),
+            )
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap().unwrap().status().as_u16());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [vec![200], vec![412; 15]].concat());
+    let after = app.get_json(&item_url).await;
+    assert_ne!(after["@odata.etag"], etag.as_str());
+
+    // The old ETag no longer deletes; the current one does, once.
+    let stale = app
+        .request(reqwest::Method::DELETE, &item_url)
+        .header("if-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_graph_error(stale, 412, "PreconditionFailed").await;
+    let current = after["@odata.etag"].as_str().unwrap().to_string();
+    let deletes: Vec<_> = (0..8)
+        .map(|_| {
+            tokio::spawn(
+                app.request(reqwest::Method::DELETE, &item_url)
+                    .header("if-match", &current)
+                    .send(),
+            )
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for delete in deletes {
+        statuses.push(delete.await.unwrap().unwrap().status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 204).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [204, 404, 412].contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(app.get(&item_url).await.status(), 404);
+}

@@ -167,3 +167,50 @@ async fn a_missing_certificate_file_stops_the_start_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/cert.pem"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_handshake_is_dropped_without_holding_up_others() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(Options {
+        extra: vec!["--tls".into(), "--header-timeout".into(), "5".into()],
+        ..Options::default()
+    })
+    .await;
+    let ca = app.data_dir.join("trusted-ca.pem");
+    std::fs::write(&ca, graphpilot_cert(&app)).unwrap();
+    let address = app.base().trim_start_matches("https://").to_string();
+    // Eight connections that say nothing, and one that sends half a ClientHello and stops.
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        stalled.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    let mut half = tokio::net::TcpStream::connect(&address).await.unwrap();
+    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
+    stalled.push(half);
+    let started = std::time::Instant::now();
+    // Meanwhile a real client is served without waiting for the stalled ones' deadline.
+    let output = std::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&ca)
+        .arg(format!(
+            "{}/healthz",
+            app.base().replace("127.0.0.1", "localhost")
+        ))
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "200", "{output:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    // The stalled ones are closed once the deadline passed.
+    for mut stream in stalled {
+        let mut buffer = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut buffer),
+        )
+        .await;
+        assert!(read.is_ok(), "still open after {:?}", started.elapsed());
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_millis(4500));
+}
