@@ -55,7 +55,9 @@ impl App {
             .database
             .clone()
             .unwrap_or_else(|| Store::sqlite_url(&args.data_dir));
-        let store = Store::open_with_readers(&url, args.durability, args.pool_size).await?;
+        let store =
+            Store::open_with_readers(&url, args.durability, args.pool_size, args.sqlite_cache)
+                .await?;
         let key = shared_key(&store, &args.data_dir).await?;
         // Nodes of one PostgreSQL database share the limits; a SQLite file has one node.
         let shared = (store.dialect() == Dialect::Postgres).then(|| store.clone());
@@ -158,7 +160,7 @@ impl App {
         let service = router(self.state);
         match self.tls {
             Some(config) => {
-                let listener = TlsListener::new(self.listener, config)?;
+                let listener = TlsListener::new(self.listener, config, header_timeout)?;
                 crate::server::serve(listener, service, header_timeout, shutdown).await;
             }
             None => {

@@ -235,6 +235,13 @@ pub struct ServeArgs {
     #[arg(long, env = "GRAPHPILOT_POOL_SIZE", default_value_t = crate::store::DEFAULT_READERS,
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub pool_size: u32,
+    /// SQLite's page cache per database connection, in MiB (there are --pool-size + 1). The
+    /// operating system's file cache serves what it does not hold; raise it for a database of
+    /// millions of events that many clients read at once.
+    #[arg(long, env = "GRAPHPILOT_SQLITE_CACHE", value_name = "MIB",
+          default_value_t = crate::store::DEFAULT_SQLITE_CACHE_MIB,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub sqlite_cache: u32,
     /// full: every acknowledged write survives power loss; normal: it survives crashes of
     /// graphpilot (kill -9) but the last writes may be lost if the machine loses power.
     #[arg(
@@ -260,8 +267,9 @@ pub struct ServeArgs {
     /// through /graphpilot/faults.
     #[arg(long, env = "GRAPHPILOT_FAULTS", value_name = "FILE")]
     pub faults: Option<PathBuf>,
-    /// Seconds a client may take to send a request's head; slower connections are dropped.
-    #[arg(long, env = "GRAPHPILOT_HEADER_TIMEOUT", default_value_t = 10,
+    /// Seconds a client may take to send a request's head (and, with --tls, to complete its
+    /// handshake); slower connections are dropped.
+    #[arg(long, env = "GRAPHPILOT_HEADER_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_timeout: u64,
     /// Seconds a client may take to send a request's body (408 beyond).

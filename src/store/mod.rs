@@ -28,6 +28,12 @@ pub use writer::WriteOp;
 
 /// Read connections per process unless `--pool-size` says otherwise.
 pub const DEFAULT_READERS: u32 = 8;
+/// SQLite's page cache per connection (MiB) unless `--sqlite-cache` says otherwise. Small on
+/// purpose: every connection keeps its own cache, so nine connections with large ones each
+/// cached the same pages again and memory grew for as long as a changing database touched new
+/// pages (the soak in docs/performance.md); the operating system's file cache, shared by all,
+/// serves the rest at the cost of a read system call per page.
+pub const DEFAULT_SQLITE_CACHE_MIB: u32 = 8;
 
 /// An entity as stored: its current ETag and canonical JSON.
 #[derive(Clone, Debug)]
@@ -120,14 +126,16 @@ impl Store {
     /// Opens (creating if missing) the database at `url`, applies the embedded migrations and starts
     /// the writer.
     pub async fn open(url: &str, durability: Durability) -> anyhow::Result<Arc<Store>> {
-        Self::open_with_readers(url, durability, DEFAULT_READERS).await
+        Self::open_with_readers(url, durability, DEFAULT_READERS, DEFAULT_SQLITE_CACHE_MIB).await
     }
 
-    /// [`Store::open`] with `readers` connections for reads (writes have their own).
+    /// [`Store::open`] with `readers` connections for reads (writes have their own) and, on
+    /// SQLite, a page cache of `sqlite_cache_mib` per connection.
     pub async fn open_with_readers(
         url: &str,
         durability: Durability,
         readers: u32,
+        sqlite_cache_mib: u32,
     ) -> anyhow::Result<Arc<Store>> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
@@ -140,29 +148,37 @@ impl Store {
         let options: AnyConnectOptions = url
             .parse()
             .with_context(|| format!("invalid database URL '{url}'"))?;
-        let pragmas = match (dialect, durability) {
-            (Dialect::Sqlite, Durability::Full) => {
-                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA cache_size = -131072; PRAGMA temp_store = MEMORY;"
-            }
-            (Dialect::Sqlite, Durability::Normal) => {
-                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -131072; PRAGMA temp_store = MEMORY;"
-            }
-            (Dialect::Postgres, _) => "",
+        let synchronous = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        let pragmas: Arc<str> = match dialect {
+            Dialect::Sqlite => format!(
+                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = {synchronous}; \
+                 PRAGMA cache_size = -{}; PRAGMA temp_store = MEMORY;",
+                u64::from(sqlite_cache_mib) * 1024
+            )
+            .into(),
+            Dialect::Postgres => "".into(),
         };
         let pool_options = |size: u32| {
             AnyPoolOptions::new()
                 .max_connections(size)
                 .acquire_timeout(std::time::Duration::from_secs(10))
                 .min_connections(1)
-                .after_connect(move |connection, _| {
-                    Box::pin(async move {
-                        if !pragmas.is_empty() {
-                            sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas))
-                                .execute(&mut *connection)
-                                .await?;
-                        }
-                        Ok(())
-                    })
+                .after_connect({
+                    let pragmas = pragmas.clone();
+                    move |connection, _| {
+                        let pragmas = pragmas.clone();
+                        Box::pin(async move {
+                            if !pragmas.is_empty() {
+                                sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas.to_string()))
+                                    .execute(&mut *connection)
+                                    .await?;
+                            }
+                            Ok(())
+                        })
+                    }
                 })
         };
         // One direct connection first: a refused or unknown database fails here at once, where a
