@@ -1,6 +1,7 @@
 //! Nothing acknowledged is lost: kill -9 in the middle of a write burst, then restart on the same
 //! data directory; SIGTERM finishes in-flight requests and exits 0.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -8,13 +9,15 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// (id, deviceSerialNumber) of every acknowledged create.
-type Acknowledged = Arc<Mutex<Vec<(String, String)>>>;
+/// What the acknowledged writes left: per event id, its last acknowledged osVersion, or `None`
+/// once its delete was acknowledged. Events whose last write got no answer are left out (it may
+/// or may not have happened).
+type Acknowledged = Arc<Mutex<HashMap<String, Option<String>>>>;
 
-/// Starts `writers` tasks POSTing events until the server goes away; returns the acknowledged
-/// (id, serial) pairs once every task has stopped.
+/// Starts `writers` tasks that create events, PATCH them and delete some, each on its own events,
+/// until the server goes away; the map holds what was acknowledged once every task has stopped.
 fn write_burst(app: &TestApp, writers: usize) -> (Acknowledged, Vec<tokio::task::JoinHandle<()>>) {
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let acknowledged: Acknowledged = Arc::new(Mutex::new(HashMap::new()));
     let mut tasks = Vec::new();
     for writer in 0..writers {
         let client = app.client.clone();
@@ -22,41 +25,77 @@ fn write_burst(app: &TestApp, writers: usize) -> (Acknowledged, Vec<tokio::task:
         let token = app.token.clone();
         let acknowledged = acknowledged.clone();
         tasks.push(tokio::spawn(async move {
-            for n in 0.. {
-                let serial = format!("W{writer}-{n}");
-                let sent = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&json!({"deviceSerialNumber": serial, "deploymentState": "success"}))
-                    .send()
-                    .await;
-                // A connection refused or closed by the shutdown is a clean end; a 5xx is not.
-                let Ok(response) = sent else { return };
-                assert!(
-                    !response.status().is_server_error(),
-                    "writer {writer} got {}",
-                    response.status()
-                );
-                if response.status() != 201 {
+            let mut mine: Vec<String> = Vec::new();
+            for n in 0_u64.. {
+                let version = format!("W{writer}-{n}");
+                // Two creates, then a PATCH, then a delete of the oldest: every kind of write
+                // is in flight when the server dies.
+                let (request, target) = match n % 4 {
+                    0 | 1 => (client.post(&url).json(&json!({"osVersion": version})), None),
+                    2 if !mine.is_empty() => {
+                        let id = mine[mine.len() - 1].clone();
+                        let request = client
+                            .patch(format!("{url}/{id}"))
+                            .json(&json!({"osVersion": version}));
+                        (request, Some(id))
+                    }
+                    3 if mine.len() > 1 => {
+                        let id = mine.remove(0);
+                        (client.delete(format!("{url}/{id}")), Some(id))
+                    }
+                    _ => continue,
+                };
+                let deleting = n % 4 == 3;
+                if let Some(id) = &target {
+                    // Until an answer comes, this event's state is unknown.
+                    acknowledged.lock().unwrap().remove(id);
+                }
+                let Ok(response) = request.bearer_auth(&token).send().await else {
+                    return; // refused or closed by the shutdown: a clean end
+                };
+                let status = response.status();
+                assert!(!status.is_server_error(), "writer {writer} got {status}");
+                if !status.is_success() {
                     return;
                 }
-                let Ok(body) = response.json::<Value>().await else {
-                    return;
+                let id = match target {
+                    Some(id) => id,
+                    None => {
+                        let Ok(body) = response.json::<Value>().await else {
+                            return;
+                        };
+                        let id = body["id"].as_str().unwrap().to_string();
+                        mine.push(id.clone());
+                        id
+                    }
                 };
-                let id = body["id"].as_str().unwrap().to_string();
-                acknowledged.lock().unwrap().push((id, serial));
+                let state = (!deleting).then_some(version);
+                acknowledged.lock().unwrap().insert(id, state);
             }
         }));
     }
     (acknowledged, tasks)
 }
 
-async fn assert_all_present(app: &TestApp, acknowledged: &[(String, String)]) {
-    for (id, serial) in acknowledged {
-        let event = app.get_json(&app.event_url(id)).await;
-        assert_eq!(event["deviceSerialNumber"], serial.as_str());
+async fn assert_all_present(app: &TestApp, acknowledged: &HashMap<String, Option<String>>) {
+    let (mut live, mut deleted) = (0, 0);
+    for (id, state) in acknowledged {
+        let response = app.get(&app.event_url(id)).await;
+        match state {
+            Some(version) => {
+                assert_eq!(response.status(), 200, "acknowledged event {id} is gone");
+                let event: Value = response.json().await.unwrap();
+                assert_eq!(event["osVersion"], version.as_str(), "{id}");
+                live += 1;
+            }
+            None => {
+                assert_eq!(response.status(), 404, "acknowledged delete of {id} undone");
+                deleted += 1;
+            }
+        }
     }
-    assert!(app.count().await >= acknowledged.len() as u64);
+    assert!(live > 0 && deleted > 0, "{live} live, {deleted} deleted");
+    assert!(app.count().await >= live);
 }
 
 #[tokio::test]
