@@ -16,6 +16,9 @@ use hyper_util::service::TowerToHyperService;
 /// The largest request head the connection accepts at all (hyper answers 431 beyond it, without
 /// a body); heads over [`crate::http::MAX_HEADER_BYTES`] get Graph's 431 from the router first.
 const MAX_HEAD_BYTES: usize = 128 * 1024;
+/// The most header fields a request may have (hyper's default is 100, past which it answers a
+/// bare 431); up to here, [`crate::http::MAX_HEADER_BYTES`] decides, with Graph's body.
+const MAX_HEADER_FIELDS: usize = 1024;
 /// How long shutdown waits for in-flight requests before closing their connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -35,7 +38,8 @@ pub async fn serve<L>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
-        .max_buf_size(MAX_HEAD_BYTES);
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADER_FIELDS);
     builder
         .http2()
         .timer(TokioTimer::new())
