@@ -55,9 +55,9 @@ where
 }
 
 fn tenant_name(tenant: &str) -> Result<(), ApiError> {
-    if tenant.is_empty() || tenant.len() > 256 {
+    if tenant.is_empty() || tenant.len() > 256 || tenant.contains('\0') {
         return Err(ApiError::bad_request(
-            "A tenant name is 1 to 256 characters.",
+            "A tenant name is 1 to 256 characters, none of them NUL.",
         ));
     }
     Ok(())

@@ -25,7 +25,7 @@ use super::response::{empty_response, entity_response, json_response, json_strin
 use super::routes::{self, Route};
 use super::throttle::now_ms;
 use crate::auth::{Access, Principal};
-use crate::model::{AUTOPILOT_EVENT, BodyError, decode_create, decode_patch};
+use crate::model::{AUTOPILOT_EVENT, BodyError, POLICY_STATUS_DETAIL, decode_create, decode_patch};
 use crate::odata::{QueryOptions, parse_query};
 use crate::store::{Collection, Listing, PageRow, StoreError, StoredEntity, Target};
 
@@ -164,6 +164,9 @@ async fn answer(
     if !principal.allows(access) {
         return Err(ApiError::forbidden(access.permissions()));
     }
+    if let Some((type_name, key)) = unstorable_key(&route) {
+        return Err(ApiError::not_found(&type_name, key));
+    }
     let tenant = principal.tenant.as_str();
     let call = Call {
         state,
@@ -185,6 +188,21 @@ async fn answer(
         (Route::Event(_) | Route::Detail(..), _) => call.get(&route).await,
         (Route::Metadata, _) => Ok(metadata::response()),
         (Route::Batch, _) => unreachable!("batches are answered above"),
+    }
+}
+
+/// A key that no stored entity can have: NUL, which bodies refuse and PostgreSQL's text cannot
+/// hold (asking it would fail). Such an entity is simply not found.
+fn unstorable_key(route: &Route) -> Option<(String, &str)> {
+    let nul = |key: &String| key.contains('\0');
+    match route {
+        Route::Event(id) | Route::Details(id) | Route::DetailsCount(id) | Route::Detail(id, _)
+            if nul(id) =>
+        {
+            Some((AUTOPILOT_EVENT.qualified_name(), id))
+        }
+        Route::Detail(_, id) if nul(id) => Some((POLICY_STATUS_DETAIL.qualified_name(), id)),
+        _ => None,
     }
 }
 

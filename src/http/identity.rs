@@ -138,7 +138,13 @@ pub async fn token(
             ),
         );
     }
-    let app = match state.store.apps(Some(&client_id)).await {
+    // A client id with NUL names no app (and PostgreSQL's text could not even be asked).
+    let registered = if client_id.contains('\0') {
+        Ok(Vec::new())
+    } else {
+        state.store.apps(Some(&client_id)).await
+    };
+    let app = match registered {
         Ok(apps) => apps.into_iter().next(),
         Err(error) => {
             tracing::error!(error = %error, "cannot read app registrations");

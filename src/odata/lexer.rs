@@ -142,6 +142,13 @@ fn quoted(text: &str, start: usize) -> Result<(String, usize), SyntaxError> {
                 value.push_str(&text[run..index]);
                 return Ok((value, index + 1));
             }
+            // No stored string holds NUL (bodies refuse it; PostgreSQL text cannot hold it).
+            Some(0) => {
+                return Err(SyntaxError::new(
+                    index,
+                    "string literals cannot contain the NUL character (%00)",
+                ));
+            }
             Some(_) => index += 1,
         }
     }

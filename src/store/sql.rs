@@ -413,7 +413,13 @@ impl Dialect {
                     .collect();
                 let mut any = Condition::any();
                 if !present.is_empty() {
-                    any = any.add(guarded(*column, col(column.column).is_in(present)));
+                    let listed: Vec<Scalar> = values
+                        .iter()
+                        .filter(|value| **value != Scalar::Null)
+                        .cloned()
+                        .collect();
+                    let test = guarded(*column, col(column.column).is_in(present));
+                    any = any.add(self.with_index_bound(test, *column, &listed));
                 }
                 if values.contains(&Scalar::Null) {
                     any = any.add(col(column.column).is_null());
@@ -456,10 +462,46 @@ impl Dialect {
                 };
                 guarded(*column, test)
             }
-            Predicate::Compare(op, left, right) => compare(*op, left, right),
+            Predicate::Compare(op, left, right) => {
+                let compared = compare(*op, left, right);
+                match (op, left, right) {
+                    (CompareOp::Eq, Operand::Column(column), Operand::Value(value))
+                    | (CompareOp::Eq, Operand::Value(value), Operand::Column(column)) => {
+                        self.with_index_bound(compared, *column, std::slice::from_ref(value))
+                    }
+                    _ => compared,
+                }
+            }
         }
     }
+
+    /// On PostgreSQL, text columns are indexed only where a value has at most
+    /// [`INDEXED_TEXT_BYTES`] (migrations/postgres/0007): an equality with short values repeats
+    /// that bound, as SQL text, so the planner can prove the partial index covers it.
+    fn with_index_bound(self, test: Condition, column: Column, values: &[Scalar]) -> Condition {
+        let short = |value: &Scalar| match value {
+            Scalar::Text(text) => text.len() <= INDEXED_TEXT_BYTES,
+            _ => false,
+        };
+        if self != Dialect::Postgres
+            || !BOUNDED_TEXT_INDEXES.contains(&column.column)
+            || values.is_empty()
+            || !values.iter().all(short)
+        {
+            return test;
+        }
+        Condition::all().add(test).add(Expr::cust(format!(
+            "octet_length(\"{}\") <= {INDEXED_TEXT_BYTES}",
+            column.column
+        )))
+    }
 }
+
+/// The longest text value (bytes) PostgreSQL's indexes on [`BOUNDED_TEXT_INDEXES`] hold.
+const INDEXED_TEXT_BYTES: usize = 1024;
+/// Columns whose PostgreSQL index holds only values up to [`INDEXED_TEXT_BYTES`].
+const BOUNDED_TEXT_INDEXES: [&str; 3] =
+    ["device_serial_number", "user_principal_name", "device_id"];
 
 /// One entity to insert.
 pub struct NewRow<'a> {
