@@ -406,20 +406,16 @@ impl Dialect {
                 .eq(*value)
                 .into_condition(),
             Predicate::In(column, values) => {
-                let present: Vec<Expr> = values
+                let present: Vec<Scalar> = values
                     .iter()
                     .filter(|value| **value != Scalar::Null)
-                    .map(scalar)
+                    .cloned()
                     .collect();
                 let mut any = Condition::any();
                 if !present.is_empty() {
-                    let listed: Vec<Scalar> = values
-                        .iter()
-                        .filter(|value| **value != Scalar::Null)
-                        .cloned()
-                        .collect();
-                    let test = guarded(*column, col(column.column).is_in(present));
-                    any = any.add(self.with_index_bound(test, *column, &listed));
+                    let listed = present.iter().map(scalar).collect::<Vec<Expr>>();
+                    let test = guarded(*column, col(column.column).is_in(listed));
+                    any = any.add(self.with_index_bound(test, *column, &present));
                 }
                 if values.contains(&Scalar::Null) {
                     any = any.add(col(column.column).is_null());

@@ -439,7 +439,7 @@ async fn concurrent_patches_with_the_same_etag_let_exactly_one_win() {
             .json(&json!({"osVersion": format!("v{n}")}))
             .send()
     });
-    let statuses: Vec<u16> = futures_join_all(attempts).await;
+    let statuses: Vec<u16> = concurrent_statuses(attempts).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
         1,
@@ -450,19 +450,6 @@ async fn concurrent_patches_with_the_same_etag_let_exactly_one_win() {
         15,
         "{statuses:?}"
     );
-}
-
-async fn futures_join_all(
-    requests: impl Iterator<
-        Item = impl std::future::Future<Output = reqwest::Result<reqwest::Response>> + Send + 'static,
-    >,
-) -> Vec<u16> {
-    let handles: Vec<_> = requests.map(tokio::spawn).collect();
-    let mut statuses = Vec::new();
-    for handle in handles {
-        statuses.push(handle.await.unwrap().unwrap().status().as_u16());
-    }
-    statuses
 }
 
 /// Sends raw bytes and returns what the server answers before closing or going quiet.

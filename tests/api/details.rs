@@ -136,20 +136,13 @@ async fn details_carry_etags_that_guard_their_writes_and_one_of_two_racing_write
     assert_eq!(read.headers()["etag"].to_str().unwrap(), etag);
 
     // Sixteen PATCHes race with one ETag: exactly one wins, the others are 412.
-    let attempts: Vec<_> = (0..16)
-        .map(|n| {
-            tokio::spawn(
-                app.request(reqwest::Method::PATCH, &item_url)
-                    .header("if-match", &etag)
-                    .json(&json!({"errorCode": n}))
-                    .send(),
-            )
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for attempt in attempts {
-        statuses.push(attempt.await.unwrap().unwrap().status().as_u16());
-    }
+    let mut statuses = concurrent_statuses((0..16).map(|n| {
+        app.request(reqwest::Method::PATCH, &item_url)
+            .header("if-match", &etag)
+            .json(&json!({"errorCode": n}))
+            .send()
+    }))
+    .await;
     statuses.sort();
     assert_eq!(statuses, [vec![200], vec![412; 15]].concat());
     let after = app.get_json(&item_url).await;
@@ -164,19 +157,12 @@ async fn details_carry_etags_that_guard_their_writes_and_one_of_two_racing_write
         .unwrap();
     assert_graph_error(stale, 412, "PreconditionFailed").await;
     let current = after["@odata.etag"].as_str().unwrap().to_string();
-    let deletes: Vec<_> = (0..8)
-        .map(|_| {
-            tokio::spawn(
-                app.request(reqwest::Method::DELETE, &item_url)
-                    .header("if-match", &current)
-                    .send(),
-            )
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for delete in deletes {
-        statuses.push(delete.await.unwrap().unwrap().status().as_u16());
-    }
+    let statuses = concurrent_statuses((0..8).map(|_| {
+        app.request(reqwest::Method::DELETE, &item_url)
+            .header("if-match", &current)
+            .send()
+    }))
+    .await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 204).count(),
         1,

@@ -355,3 +355,17 @@ pub async fn spawn_sdk_server() -> SdkServer {
         ca,
     }
 }
+
+/// Sends every request at once (each on a task of its own) and returns their statuses in order.
+pub async fn concurrent_statuses(
+    requests: impl Iterator<
+        Item = impl std::future::Future<Output = reqwest::Result<Response>> + Send + 'static,
+    >,
+) -> Vec<u16> {
+    let handles: Vec<_> = requests.map(tokio::spawn).collect();
+    let mut statuses = Vec::new();
+    for handle in handles {
+        statuses.push(handle.await.unwrap().unwrap().status().as_u16());
+    }
+    statuses
+}

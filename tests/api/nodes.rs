@@ -108,19 +108,14 @@ async fn two_nodes_on_one_database_serve_the_same_data_keys_etags_and_cursors() 
         .await
         .unwrap();
     let etag = current["@odata.etag"].as_str().unwrap().to_string();
-    let mut attempts = Vec::new();
-    for n in 0..16 {
+    let statuses = concurrent_statuses((0..16).map(|n| {
         let node = if n % 2 == 0 { &a } else { &b };
-        let request = call(node, Method::PATCH, node.event_url(id))
+        call(node, Method::PATCH, node.event_url(id))
             .header("if-match", etag.clone())
             .json(&json!({"osVersion": format!("race-{n}")}))
-            .send();
-        attempts.push(tokio::spawn(request));
-    }
-    let mut statuses = Vec::new();
-    for attempt in attempts {
-        statuses.push(attempt.await.unwrap().unwrap().status().as_u16());
-    }
+            .send()
+    }))
+    .await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
         1,
