@@ -233,12 +233,12 @@ impl Dialect {
         self.render(&statement)
     }
 
-    /// `DELETE` of one entity, or of every detail of an event when `target` is that event.
-    pub fn delete(self, tenant: &str, target: &Target) -> (String, Values) {
+    /// `DELETE` of one entity, only if its ETag is still `expected_etag`.
+    pub fn delete(self, tenant: &str, target: &Target, expected_etag: &str) -> (String, Values) {
         let mut statement = Query::delete();
         statement
             .from_table(table(target.schema()))
-            .cond_where(target_condition(tenant, target));
+            .cond_where(target_condition(tenant, target).add(col("etag").eq(expected_etag)));
         self.render(&statement)
     }
 

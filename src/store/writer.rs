@@ -388,20 +388,32 @@ async fn apply(
             target,
             if_match,
         } => {
-            let current = select_one(dialect, connection, tenant, target).await?;
-            check_precondition(if_match.as_deref(), &current.etag)?;
-            // The event row first, then its details: the lock order every writer follows.
-            let (statement, values) = dialect.delete(tenant, target);
-            sql::bind(statement, values)
-                .execute(&mut *connection)
-                .await?;
-            if let Target::Event { id } = target {
-                let (statement, values) = dialect.delete_details_of(tenant, id);
-                sql::bind(statement, values)
+            // The DELETE is conditional on the version read, as an update is: on PostgreSQL
+            // another writer may change or delete the row in between, and then the answer is
+            // judged again on the row as it is now (404 once it is gone, 412 once it changed
+            // under an If-Match), so of two racing writes with one ETag only one wins.
+            for _ in 0..10 {
+                let current = select_one(dialect, connection, tenant, target).await?;
+                check_precondition(if_match.as_deref(), &current.etag)?;
+                // The event row first, then its details: the lock order every writer follows.
+                let (statement, values) = dialect.delete(tenant, target, &current.etag);
+                let result = sql::bind(statement, values)
                     .execute(&mut *connection)
                     .await?;
+                if result.rows_affected() == 0 {
+                    continue;
+                }
+                if let Target::Event { id } = target {
+                    let (statement, values) = dialect.delete_details_of(tenant, id);
+                    sql::bind(statement, values)
+                        .execute(&mut *connection)
+                        .await?;
+                }
+                return Ok(current);
             }
-            Ok(current)
+            Err(StoreError::Internal(anyhow::anyhow!(
+                "the entity kept changing under ten consecutive attempts to delete it"
+            )))
         }
         WriteOp::Bulk {
             tenant,

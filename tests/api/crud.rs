@@ -452,6 +452,39 @@ async fn concurrent_patches_with_the_same_etag_let_exactly_one_win() {
     );
 }
 
+#[tokio::test]
+async fn a_patch_and_a_delete_racing_with_one_etag_let_exactly_one_win() {
+    let app = spawn_app().await;
+    for round in 0..12 {
+        let created = app.create_event(seed_example()).await;
+        let url = app.event_url(created["id"].as_str().unwrap());
+        let etag = created["@odata.etag"].as_str().unwrap().to_string();
+        let patch = app
+            .request(Method::PATCH, &url)
+            .header("if-match", &etag)
+            .json(&json!({"osVersion": "patched"}))
+            .send();
+        let delete = app
+            .request(Method::DELETE, &url)
+            .header("if-match", &etag)
+            .send();
+        let statuses = concurrent_statuses([patch, delete].into_iter()).await;
+        let won = statuses.iter().filter(|s| [200, 204].contains(*s)).count();
+        assert_eq!(won, 1, "round {round}: {statuses:?}");
+        assert!(
+            statuses.iter().all(|s| [200, 204, 404, 412].contains(s)),
+            "{statuses:?}"
+        );
+        // What stands is what won: the patched event, or nothing.
+        let after = app.get(&url).await.status().as_u16();
+        assert_eq!(
+            after,
+            if statuses[0] == 200 { 200 } else { 404 },
+            "{statuses:?}"
+        );
+    }
+}
+
 /// Sends raw bytes and returns what the server answers before closing or going quiet.
 async fn raw_http(app: &TestApp, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
