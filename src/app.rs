@@ -33,6 +33,26 @@ pub async fn shared_key(store: &Store, data_dir: &std::path::Path) -> anyhow::Re
     }
 }
 
+/// A data directory on a read-only file system cannot hold the SQLite database (its WAL and lock
+/// files are written even to read): say so at once instead of failing connection by connection.
+fn refuse_read_only(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let probe = data_dir.join(format!(".graphpilot-write-check-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::ReadOnlyFilesystem => anyhow::bail!(
+            "the data directory {} is on a read-only file system; graphpilot keeps its SQLite \
+             database there and must write to it: remount it read-write, or copy the directory \
+             to a writable place and start with --data-dir there",
+            data_dir.display()
+        ),
+        // A full disk still lets the server start and serve reads (writes answer 507).
+        Err(_) => Ok(()),
+    }
+}
+
 pub struct App {
     listener: TcpListener,
     /// Set when serving HTTPS.
@@ -51,6 +71,9 @@ impl App {
                 args.data_dir.display()
             )
         })?;
+        if args.database.is_none() {
+            refuse_read_only(&args.data_dir)?;
+        }
         let url = args
             .database
             .clone()
@@ -113,6 +136,7 @@ impl App {
                     journal_size: args.journal_size,
                     faults,
                     body_timeout: std::time::Duration::from_secs(args.body_timeout),
+                    request_timeout: std::time::Duration::from_secs(args.request_timeout),
                 },
             )),
             database,

@@ -272,6 +272,13 @@ pub struct ServeArgs {
     #[arg(long, env = "GRAPHPILOT_HEADER_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_timeout: u64,
+    /// Seconds within which every Graph request is answered, whatever the database does: a
+    /// write still queued then is withdrawn (never applied) and, like a read the database has
+    /// not answered, gets 503 ServiceUnavailable with Retry-After. Admin bulk work (seed, import,
+    /// export, reset) is not bounded.
+    #[arg(long, env = "GRAPHPILOT_REQUEST_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout: u64,
     /// Seconds a client may take to send a request's body (408 beyond).
     #[arg(long, env = "GRAPHPILOT_BODY_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]

@@ -48,8 +48,15 @@ fn load_or_create_ca(data_dir: &Path) -> anyhow::Result<(String, String)> {
         let certificate = params.self_signed(&key)?;
         let staging = dir.join(format!("ca.{}.tmp", std::process::id()));
         fs::create_dir_all(&staging)?;
-        fs::write(staging.join(CA_KEY), key.serialize_pem())?;
-        fs::write(staging.join(CA_CERT), certificate.pem())?;
+        let written = write_synced(&staging.join(CA_KEY), &key.serialize_pem())
+            .and_then(|()| write_synced(&staging.join(CA_CERT), &certificate.pem()));
+        if let Err(error) = written {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(anyhow::Error::new(error).context(format!(
+                "cannot create the local CA in {} (is the disk full or read-only?)",
+                dir.display()
+            )));
+        }
         // The key first: whoever sees the certificate can rely on the key being there.
         if fs::hard_link(staging.join(CA_KEY), &key_path).is_ok() {
             let _ = fs::hard_link(staging.join(CA_CERT), &cert_path);
@@ -60,6 +67,14 @@ fn load_or_create_ca(data_dir: &Path) -> anyhow::Result<(String, String)> {
         fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
     };
     Ok((read(&cert_path)?, read(&key_path)?))
+}
+
+/// Writes a whole file and makes it durable before it is linked into place.
+fn write_synced(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = fs::File::create(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 /// The CA's fixed subject and constraints: they are rebuilt, not parsed, to sign with the CA.
@@ -156,7 +171,10 @@ fn local_server_certificate(
     let key = KeyPair::generate()?;
     let certificate = params.signed_by(&key, &issuer)?;
     let dir = tls_dir(data_dir);
-    fs::write(dir.join("server.pem"), certificate.pem())?;
+    // For people to inspect; the server itself needs no file, so a full disk does not stop it.
+    if let Err(error) = fs::write(dir.join("server.pem"), certificate.pem()) {
+        tracing::warn!(error = %error, "cannot write the server certificate to {}", dir.display());
+    }
     let ca_der = CertificateDer::from_pem_slice(ca_pem.as_bytes())
         .context("the local CA certificate is unreadable")?;
     let key_der = PrivateKeyDer::try_from(key.serialize_der())

@@ -43,10 +43,20 @@ impl SigningKey {
                 .map_err(|_| anyhow::anyhow!("cannot generate a P-256 key"))?;
             let pem = to_pem(document.as_ref());
             let temporary = data_dir.join(format!("{KEY_FILE}.{}.tmp", std::process::id()));
-            let mut file = fs::File::create(&temporary)?;
-            restrict_permissions(&file)?;
-            file.write_all(pem.as_bytes())?;
-            file.sync_all()?;
+            let written = (|| {
+                let mut file = fs::File::create(&temporary)?;
+                restrict_permissions(&file)?;
+                file.write_all(pem.as_bytes())?;
+                file.sync_all()
+            })();
+            if let Err(error) = written {
+                // A full or read-only disk: nothing half-written is left to be read later.
+                let _ = fs::remove_file(&temporary);
+                return Err(anyhow::Error::new(error).context(format!(
+                    "cannot create the signing key in {} (is the disk full or read-only?)",
+                    data_dir.display()
+                )));
+            }
             // hard_link fails if another process won the race; then its key is the key.
             let _ = fs::hard_link(&temporary, &path);
             fs::remove_file(&temporary)?;

@@ -88,7 +88,7 @@ async fn reset(state: &AppState, tenant: Option<&str>) -> Result<Response, ApiEr
         .store
         .reset(tenant)
         .await
-        .map_err(|error| ApiError::internal(&error))?;
+        .map_err(|error| ApiError::from_store(error, "", ""))?;
     let body =
         json!({"tenant": tenant, "deletedEvents": events, "deletedPolicyStatusDetails": details});
     Ok(json_response(StatusCode::OK, body.to_string()))
@@ -150,7 +150,7 @@ pub async fn seed(
         };
         let outcome = seed_tenant(&state.store, &plan, |_| {})
             .await
-            .map_err(|error| ApiError::internal(&error))?;
+            .map_err(|error| ApiError::from_store(error, "", ""))?;
         let body = json!({
             "tenant": tenant,
             "events": outcome.events,
@@ -246,7 +246,7 @@ pub async fn import_records(
                 serde_json::to_string(&report).expect("serialisable"),
             )),
             Err(error) => match error.downcast_ref::<crate::store::StoreError>() {
-                Some(store_error) => Err(ApiError::internal(store_error)),
+                Some(_) => Err(ApiError::from_failure(&error)),
                 None => Err(ApiError::validation(error.to_string())),
             },
         }

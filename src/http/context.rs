@@ -69,6 +69,11 @@ impl RequestContext {
     }
 }
 
+/// Admin bulk work (seed, import, export, reset of whole tenants) runs for as long as it takes.
+fn is_unbounded(path: &str) -> bool {
+    path.starts_with("/graphpilot/tenants")
+}
+
 /// Middleware: creates the context, runs the request inside a span that carries the request-id,
 /// stamps the ids on the response, writes one access-log line and one journal entry.
 pub async fn with_request_context(
@@ -96,8 +101,14 @@ pub async fn with_request_context(
         .sum();
     let mut response = if header_bytes > MAX_HEADER_BYTES {
         ApiError::header_fields_too_large(MAX_HEADER_BYTES).into_response(&context)
-    } else {
+    } else if is_unbounded(&path) {
         next.run(request).instrument(span.clone()).await
+    } else {
+        // Store calls below see the deadline and answer 503 past it (store::health).
+        let deadline = std::time::Instant::now() + state.request_timeout;
+        crate::store::health::DEADLINE
+            .scope(deadline, next.run(request).instrument(span.clone()))
+            .await
     };
     let latency_ms = clock.elapsed().as_secs_f64() * 1000.0;
     let status = response.status().as_u16();

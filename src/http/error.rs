@@ -8,6 +8,10 @@ use super::context::RequestContext;
 use super::response::json_response;
 use crate::store::StoreError;
 
+/// The `Retry-After` of a 503 or 507 caused by the database or its disk: long enough not to
+/// hammer a recovering database, short enough that writes resume soon after it is back.
+pub const STORAGE_RETRY_AFTER_SECONDS: u64 = 2;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -203,12 +207,80 @@ impl ApiError {
         )
     }
 
+    /// 503: the database is down, restarting, read-only or locked past the deadline; nothing
+    /// was changed, and the same request may succeed after `Retry-After` (docs/operations.md).
+    pub fn service_unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "answered 503: the database is unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable: its database cannot be reached or cannot take writes right now. Nothing was changed; retry after the number of seconds in Retry-After.",
+        )
+        .with_header(header::RETRY_AFTER, &STORAGE_RETRY_AFTER_SECONDS.to_string())
+    }
+
+    /// 504: the deadline passed while the write was being committed (a stalled disk); it may
+    /// or may not take effect, as with any gateway timeout.
+    pub fn outcome_unknown(cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "answered 504: a commit outlasted the request deadline");
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "GatewayTimeout",
+            "The write was being committed when the request deadline passed (the storage is slow); it may or may not take effect. Read the entity before retrying.",
+        )
+        .with_header(header::RETRY_AFTER, &STORAGE_RETRY_AFTER_SECONDS.to_string())
+    }
+
+    /// `/healthz` while the database is down.
+    pub fn not_ready(for_seconds: u64, cause: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            format!("Not ready: the database has been unreachable for {for_seconds} s ({cause}). Requests get 503 until it is back; /livez says whether the process itself is up."),
+        )
+        .with_header(header::RETRY_AFTER, &STORAGE_RETRY_AFTER_SECONDS.to_string())
+    }
+
+    /// 507: the disk under the database is full; nothing was changed, reads still work, and
+    /// writes succeed again once space is freed (docs/decisions.md).
+    pub fn insufficient_storage(cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "answered 507: the storage is full");
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "InsufficientStorage",
+            "The service's storage is full, so the write was not made; nothing was changed. Reads still work; retry once space is freed (Retry-After suggests when to try).",
+        )
+        .with_header(header::RETRY_AFTER, &STORAGE_RETRY_AFTER_SECONDS.to_string())
+    }
+
     /// Maps a store failure, naming what was not found.
     pub fn from_store(error: StoreError, what: &str, id: &str) -> Self {
         match error {
             StoreError::NotFound => Self::not_found(what, id),
             StoreError::PreconditionFailed => Self::precondition_failed(),
+            StoreError::Unavailable(cause) => Self::service_unavailable(&format!("{cause:#}")),
+            StoreError::Full(cause) => Self::insufficient_storage(&format!("{cause:#}")),
+            StoreError::OutcomeUnknown(cause) => Self::outcome_unknown(&format!("{cause:#}")),
             StoreError::Internal(cause) => Self::internal(&format!("{cause:#}")),
+        }
+    }
+
+    /// Maps a failure of work that is not about one entity (admin and bulk work).
+    pub fn from_failure(error: &anyhow::Error) -> Self {
+        match error.downcast_ref::<StoreError>() {
+            Some(StoreError::Unavailable(cause)) => {
+                Self::service_unavailable(&format!("{cause:#}"))
+            }
+            Some(StoreError::Full(cause)) => Self::insufficient_storage(&format!("{cause:#}")),
+            _ => match crate::store::kind_of_any(error) {
+                crate::store::FailureKind::Full => {
+                    Self::insufficient_storage(&format!("{error:#}"))
+                }
+                crate::store::FailureKind::Unavailable => {
+                    Self::service_unavailable(&format!("{error:#}"))
+                }
+                _ => Self::internal(&format!("{error:#}")),
+            },
         }
     }
 

@@ -49,6 +49,8 @@ pub struct AppState {
     pub faults: faults::Faults,
     /// How long a client may take to send a request body.
     pub body_timeout: std::time::Duration,
+    /// How long a request may take in all (see [`context::with_request_context`]).
+    pub request_timeout: std::time::Duration,
 }
 
 /// How a server behaves towards its clients (from `serve`'s flags).
@@ -58,6 +60,7 @@ pub struct Settings {
     pub journal_size: usize,
     pub faults: faults::Faults,
     pub body_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -78,6 +81,7 @@ impl AppState {
             journal: Journal::new(settings.journal_size),
             faults: settings.faults,
             body_timeout: settings.body_timeout,
+            request_timeout: settings.request_timeout,
         }
     }
 }
@@ -85,6 +89,7 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
         .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
@@ -120,8 +125,31 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
 }
 
-/// 200 with no work behind it: the listener is bound only after the store has opened and migrated,
-/// so a server that answers is ready. Being free, it also measures the HTTP stack's ceiling.
-async fn healthz() -> Response {
+/// Readiness: 200 while the database answers (it watches every store call, so this costs
+/// nothing); 503 in Graph's error shape while it is down. The listener is bound only after the
+/// store has opened and migrated, so a server that answers has been ready once. Being free, it
+/// also measures the HTTP stack's ceiling.
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+) -> Response {
+    use crate::store::Readiness;
+    match state.store.readiness() {
+        Readiness::Ready => (StatusCode::OK, "ok\n").into_response(),
+        // Reads are served and nothing is lost: ready, saying what is refused.
+        Readiness::WritesRefused { for_seconds, .. } => (
+            StatusCode::OK,
+            format!("ok: reads served; writes refused for {for_seconds} s: the storage is full\n"),
+        )
+            .into_response(),
+        Readiness::Down { for_seconds, cause } => {
+            let context = RequestContext::of(request.extensions());
+            ApiError::not_ready(for_seconds, &cause).into_response(&context)
+        }
+    }
+}
+
+/// Liveness: 200 as long as the process serves HTTP, whatever its database does.
+async fn livez() -> Response {
     (StatusCode::OK, "ok\n").into_response()
 }

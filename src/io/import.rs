@@ -323,39 +323,49 @@ where
     } else {
         LoadKind::Upsert
     };
-    let mut pending: Option<tokio::task::JoinHandle<Result<(), crate::store::StoreError>>> = None;
-    let mut position = 0u64;
-    for input in inputs {
-        let mut reader = RecordReader::new(open(input)?);
-        while let Some((good, _)) = reader.next_chunk(IMPORT_CHUNK)? {
-            let chunk: Vec<Deployment> = good
-                .into_iter()
-                .filter(|deployment| {
-                    position += 1;
-                    last.get(&deployment.event.id) == Some(&position)
-                })
-                .map(without_repeated_details)
-                .collect();
-            report.imported += chunk.len() as u64;
-            report.details += chunk.iter().map(|d| d.details.len() as u64).sum::<u64>();
-            if let Some(task) = pending.take() {
-                task.await??;
+    let loaded: anyhow::Result<()> = async {
+        let mut pending: Option<tokio::task::JoinHandle<Result<(), crate::store::StoreError>>> =
+            None;
+        let mut position = 0u64;
+        for input in inputs {
+            let mut reader = RecordReader::new(open(input)?);
+            while let Some((good, _)) = reader.next_chunk(IMPORT_CHUNK)? {
+                let chunk: Vec<Deployment> = good
+                    .into_iter()
+                    .filter(|deployment| {
+                        position += 1;
+                        last.get(&deployment.event.id) == Some(&position)
+                    })
+                    .map(without_repeated_details)
+                    .collect();
+                report.imported += chunk.len() as u64;
+                report.details += chunk.iter().map(|d| d.details.len() as u64).sum::<u64>();
+                if let Some(task) = pending.take() {
+                    task.await??;
+                }
+                let (store, tenant) = (store.clone(), tenant.to_string());
+                pending = Some(tokio::spawn(async move {
+                    store.bulk_load(&tenant, chunk, kind).await
+                }));
+                progress(report.imported);
             }
-            let (store, tenant) = (store.clone(), tenant.to_string());
-            pending = Some(tokio::spawn(async move {
-                store.bulk_load(&tenant, chunk, kind).await
-            }));
-            progress(report.imported);
         }
+        if let Some(task) = pending.take() {
+            task.await??;
+        }
+        Ok(())
     }
-    if let Some(task) = pending.take() {
-        task.await??;
-    }
+    .await;
     report.load_seconds = clock.elapsed().as_secs_f64() - report.check_seconds;
     if deferred {
-        store.finish_bulk_load().await?;
-        store.analyze().await?;
+        // Also after a failed load (a full disk): the server must not go on without indexes.
+        let rebuilt = store.finish_bulk_load().await;
+        if loaded.is_ok() {
+            rebuilt?;
+            store.analyze().await?;
+        }
     }
+    loaded?;
     store.checkpoint().await?;
     report.index_seconds =
         clock.elapsed().as_secs_f64() - report.check_seconds - report.load_seconds;

@@ -539,37 +539,48 @@ pub async fn seed_tenant(
 ) -> Result<SeedOutcome, StoreError> {
     let clock = Instant::now();
     let deferred = store.begin_bulk_load().await?;
-    let mut generator = FleetGenerator::new(&plan.tenant, plan.seed, plan.end, plan.scenario);
-    let mut pending: Option<(u64, tokio::task::JoinHandle<Result<(), StoreError>>)> = None;
-    let (mut generated, mut stored, mut details) = (0, 0, 0);
-    while generated < plan.count {
-        let size = CHUNK.min(plan.count - generated);
-        let chunk: Vec<Deployment> = (0..size).map(|_| generator.next_deployment()).collect();
-        details += chunk.iter().map(|d| d.details.len() as u64).sum::<u64>();
-        generated += size;
+    let loaded: Result<(u64, u64), StoreError> = async {
+        let mut generator = FleetGenerator::new(&plan.tenant, plan.seed, plan.end, plan.scenario);
+        let mut pending: Option<(u64, tokio::task::JoinHandle<Result<(), StoreError>>)> = None;
+        let (mut generated, mut stored, mut details) = (0, 0, 0);
+        while generated < plan.count {
+            let size = CHUNK.min(plan.count - generated);
+            let chunk: Vec<Deployment> = (0..size).map(|_| generator.next_deployment()).collect();
+            details += chunk.iter().map(|d| d.details.len() as u64).sum::<u64>();
+            generated += size;
+            if let Some((written, task)) = pending.take() {
+                task.await
+                    .map_err(|error| anyhow::anyhow!("the seed writer stopped: {error}"))??;
+                stored += written;
+                progress(stored);
+            }
+            let store = store.clone();
+            let tenant = plan.tenant.clone();
+            pending = Some((
+                size,
+                tokio::spawn(
+                    async move { store.bulk_load(&tenant, chunk, LoadKind::Insert).await },
+                ),
+            ));
+        }
         if let Some((written, task)) = pending.take() {
             task.await
                 .map_err(|error| anyhow::anyhow!("the seed writer stopped: {error}"))??;
             stored += written;
             progress(stored);
         }
-        let store = store.clone();
-        let tenant = plan.tenant.clone();
-        pending = Some((
-            size,
-            tokio::spawn(async move { store.bulk_load(&tenant, chunk, LoadKind::Insert).await }),
-        ));
+        Ok((stored, details))
     }
-    if let Some((written, task)) = pending.take() {
-        task.await
-            .map_err(|error| anyhow::anyhow!("the seed writer stopped: {error}"))??;
-        stored += written;
-        progress(stored);
-    }
+    .await;
     let rows_seconds = clock.elapsed().as_secs_f64();
     if deferred {
-        store.finish_bulk_load().await?;
+        // Also after a failed load (a full disk): the server must not go on without indexes.
+        let rebuilt = store.finish_bulk_load().await;
+        if loaded.is_ok() {
+            rebuilt?;
+        }
     }
+    let (stored, details) = loaded?;
     store.analyze().await?;
     store.checkpoint().await?;
     Ok(SeedOutcome {

@@ -51,8 +51,23 @@ impl SqliteBulkLoader {
         Ok(self.connection.as_mut().expect("opened above"))
     }
 
-    /// Loads the events and their details in one transaction (see [`LoadKind`]).
+    /// Loads the events and their details in one transaction (see [`LoadKind`]). After any
+    /// failure the connection is closed (rolling back whatever SQLite had not), and the next
+    /// load opens a fresh one.
     pub fn load(
+        &mut self,
+        tenant: &str,
+        deployments: &[Deployment],
+        kind: LoadKind,
+    ) -> Result<(), StoreError> {
+        let loaded = self.load_in_one_transaction(tenant, deployments, kind);
+        if loaded.is_err() {
+            self.connection = None;
+        }
+        loaded
+    }
+
+    fn load_in_one_transaction(
         &mut self,
         tenant: &str,
         deployments: &[Deployment],
@@ -171,6 +186,8 @@ fn sqlite_value(value: &Value) -> ToSqlOutput<'_> {
     }
 }
 
+/// A failure of the load, classified (a full disk is `Full`, a locked or read-only file
+/// `Unavailable`).
 fn internal(error: rusqlite::Error) -> StoreError {
-    StoreError::Internal(anyhow::Error::new(error).context("bulk load into SQLite"))
+    StoreError::classified(anyhow::Error::new(error).context("bulk load into SQLite"))
 }

@@ -5,7 +5,10 @@
 
 mod bulk;
 mod cache;
+mod error;
+pub mod health;
 pub mod sql;
+mod transaction;
 mod writer;
 
 #[cfg(test)]
@@ -24,10 +27,19 @@ use crate::edm::{DateTimeOffset, Duration};
 use crate::model::{EdmType, Entity, EntitySchema, PatchBody, Property, Value};
 use crate::odata::{Predicate, Scalar};
 pub use sql::{AppRegistration, Collection, Dialect, Listing, SortKeys, Target, sort_keys};
+use transaction::Tx;
 pub use writer::WriteOp;
 
 /// Read connections per process unless `--pool-size` says otherwise.
 pub const DEFAULT_READERS: u32 = 8;
+/// How long a store call waits for a free pooled connection (or a new one) before it fails as
+/// Unavailable.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the writer waits for a lock held elsewhere (another process's transaction on the
+/// SQLite file, a row locked by another PostgreSQL session) before its batch fails as Unavailable.
+const WRITER_LOCK_WAIT_MS: u32 = 5_000;
+/// The same for reads and the store's own bookkeeping writes.
+const READER_LOCK_WAIT_MS: u32 = 10_000;
 /// SQLite's page cache per connection (MiB) unless `--sqlite-cache` says otherwise. Small on
 /// purpose: every connection keeps its own cache, so nine connections with large ones each
 /// cached the same pages again and memory grew for as long as a changing database touched new
@@ -74,21 +86,8 @@ pub struct PageRow {
     pub entity: StoredEntity,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("not found")]
-    NotFound,
-    #[error("the entity's ETag does not match If-Match")]
-    PreconditionFailed,
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(error: sqlx::Error) -> Self {
-        StoreError::Internal(error.into())
-    }
-}
+pub use error::{FailureKind, StoreError, kind_of_any};
+pub use health::Readiness;
 
 /// What a bulk load does with rows whose ids exist already.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +119,9 @@ pub struct Store {
     cache_watch: Option<tokio::task::JoinHandle<()>>,
     /// The connection bulk loads into an embedded SQLite file take; see [`bulk`].
     bulk_loader: Option<Arc<std::sync::Mutex<bulk::SqliteBulkLoader>>>,
+    /// Whether the database is reachable ([`health`]), and the task that tries it while not.
+    health: Arc<health::Health>,
+    probe: tokio::task::JoinHandle<()>,
 }
 
 impl Store {
@@ -152,19 +154,23 @@ impl Store {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
         };
-        let pragmas: Arc<str> = match dialect {
-            Dialect::Sqlite => format!(
-                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = {synchronous}; \
-                 PRAGMA cache_size = -{}; PRAGMA temp_store = MEMORY;",
-                u64::from(sqlite_cache_mib) * 1024
-            )
-            .into(),
-            Dialect::Postgres => "".into(),
+        // How long a statement waits for a lock another connection (or process) holds before it
+        // fails as Unavailable: bounded, so a stalled writer elsewhere costs a 503, not a hang.
+        let pragmas = |lock_wait_ms: u32| -> Arc<str> {
+            match dialect {
+                Dialect::Sqlite => format!(
+                    "PRAGMA busy_timeout = {lock_wait_ms}; PRAGMA synchronous = {synchronous}; \
+                     PRAGMA cache_size = -{}; PRAGMA temp_store = MEMORY;",
+                    u64::from(sqlite_cache_mib) * 1024
+                )
+                .into(),
+                Dialect::Postgres => format!("SET lock_timeout = {lock_wait_ms}").into(),
+            }
         };
-        let pool_options = |size: u32| {
+        let pool_options = |size: u32, pragmas: Arc<str>| {
             AnyPoolOptions::new()
                 .max_connections(size)
-                .acquire_timeout(std::time::Duration::from_secs(10))
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 .min_connections(1)
                 .after_connect({
                     let pragmas = pragmas.clone();
@@ -192,7 +198,7 @@ impl Store {
             Dialect::Sqlite => 1,
             Dialect::Postgres => 4,
         };
-        let writer_pool = pool_options(writers)
+        let writer_pool = pool_options(writers, pragmas(WRITER_LOCK_WAIT_MS))
             .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open the database {}", redact(url)))?;
@@ -206,11 +212,17 @@ impl Store {
             Dialect::Sqlite => sqlx::migrate!("migrations/sqlite"),
             Dialect::Postgres => sqlx::migrate!("migrations/postgres"),
         };
+        // On a connection of its own, without the pools' lock timeout: another node starting at
+        // the same time holds the migration lock for as long as its migrations take.
+        let mut migrating = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(url)))?;
         migrator
-            .run(&writer_pool)
+            .run(&mut migrating)
             .await
             .context("cannot apply database migrations")?;
-        let readers = pool_options(readers.max(1))
+        sqlx::Connection::close(migrating).await.ok();
+        let readers = pool_options(readers.max(1), pragmas(READER_LOCK_WAIT_MS))
             .connect_with(options.clone())
             .await?;
         let (writes, receiver) = mpsc::channel(4096);
@@ -220,12 +232,15 @@ impl Store {
             None => None,
         };
         let inbox = Arc::new(Mutex::new(receiver));
+        let health = Arc::new(health::Health::default());
+        let probe = health::spawn_probe(health.clone(), options.clone());
         let writer_tasks = (0..writers)
             .map(|_| {
                 tokio::spawn(writer::run(
                     dialect,
                     writer_pool.clone(),
                     cache.clone(),
+                    health.clone(),
                     inbox.clone(),
                 ))
             })
@@ -250,17 +265,32 @@ impl Store {
             writer_pool,
             cache,
             cache_watch,
+            health,
+            probe,
         };
-        store
-            .finish_bulk_load()
-            .await
-            .context("cannot rebuild the indexes of an interrupted bulk load")?;
+        match store.finish_bulk_load().await {
+            Ok(()) => {}
+            // A full or read-only disk: serve without them (correct, slower) rather than not at
+            // all; the next start builds them.
+            Err(error) if error.is_transient() => tracing::warn!(
+                error = %error,
+                "cannot rebuild the indexes of an interrupted bulk load now; queries are slower until a restart rebuilds them"
+            ),
+            Err(error) => {
+                return Err(anyhow::Error::new(error)
+                    .context("cannot rebuild the indexes of an interrupted bulk load"));
+            }
+        }
         if dialect == Dialect::Sqlite {
-            // Analyses the tables whose statistics are missing or stale (cheap otherwise).
-            sqlx::raw_sql("PRAGMA analysis_limit = 2000; PRAGMA optimize = 0x10002;")
-                .execute(&store.readers)
-                .await
-                .context("cannot refresh the query planner's statistics")?;
+            // Analyses the tables whose statistics are missing or stale (cheap otherwise). It
+            // writes, so on a full or read-only disk it fails; the server still serves reads.
+            if let Err(error) =
+                sqlx::raw_sql("PRAGMA analysis_limit = 2000; PRAGMA optimize = 0x10002;")
+                    .execute(&store.readers)
+                    .await
+            {
+                tracing::warn!(error = %error, "cannot refresh the query planner's statistics");
+            }
         }
         Ok(Arc::new(store))
     }
@@ -300,8 +330,11 @@ impl Store {
             None => None,
         };
         let (sql, values) = self.dialect.select_one(tenant, target);
-        let row = sql::bind(sql, values)
-            .fetch_optional(&self.readers)
+        let row = self
+            .bounded({
+                let query = sql::bind(sql, values);
+                async { Ok(query.fetch_optional(&self.readers).await?) }
+            })
             .await?
             .ok_or(StoreError::NotFound)?;
         let entity = StoredEntity::from_row(&row, 0, target.schema())?;
@@ -330,8 +363,11 @@ impl Store {
         listing: &Listing<'_>,
     ) -> Result<Vec<PageRow>, StoreError> {
         let (statement, values) = self.dialect.select_page(tenant, listing);
-        let rows = sql::bind(statement, values)
-            .fetch_all(&self.readers)
+        let rows = self
+            .bounded({
+                let query = sql::bind(statement, values);
+                async { Ok(query.fetch_all(&self.readers).await?) }
+            })
             .await?;
         let keys = sort_keys(listing.order);
         let schema = listing.collection.schema();
@@ -365,8 +401,11 @@ impl Store {
         filter: Option<&Predicate>,
     ) -> Result<i64, StoreError> {
         let (statement, values) = self.dialect.count(tenant, collection, filter);
-        let row = sql::bind(statement, values)
-            .fetch_one(&self.readers)
+        let row = self
+            .bounded({
+                let query = sql::bind(statement, values);
+                async { Ok(query.fetch_one(&self.readers).await?) }
+            })
             .await?;
         Ok(row.try_get(0)?)
     }
@@ -381,8 +420,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let (statement, values) = self.dialect.details_of(tenant, event_ids);
-        let rows = sql::bind(statement, values)
-            .fetch_all(&self.readers)
+        let rows = self
+            .bounded({
+                let query = sql::bind(statement, values);
+                async { Ok(query.fetch_all(&self.readers).await?) }
+            })
             .await?;
         rows.iter()
             .map(|row| {
@@ -463,15 +505,16 @@ impl Store {
         if self.dialect != Dialect::Sqlite {
             return Ok(false);
         }
-        let mut transaction = self.readers.begin().await?;
+        let mut transaction = Tx::begin(&self.readers, self.dialect).await?;
         let empty: i64 = sqlx::query(
             "SELECT NOT EXISTS (SELECT 1 FROM autopilot_events) \
              AND NOT EXISTS (SELECT 1 FROM policy_status_details)",
         )
-        .fetch_one(&mut *transaction)
+        .fetch_one(transaction.connection())
         .await?
         .try_get(0)?;
         if empty == 0 {
+            transaction.rollback().await;
             return Ok(false);
         }
         // Unique ones too: while both tables are empty no key can clash with existing rows, keys
@@ -481,7 +524,7 @@ impl Store {
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' \
              AND tbl_name IN ('autopilot_events', 'policy_status_details') AND sql IS NOT NULL",
         )
-        .fetch_all(&mut *transaction)
+        .fetch_all(transaction.connection())
         .await?;
         for index in &indexes {
             let name: String = index.try_get(0)?;
@@ -489,11 +532,11 @@ impl Store {
             sqlx::query("INSERT INTO graphpilot_deferred_indexes (name, definition) VALUES (?, ?)")
                 .bind(&name)
                 .bind(definition)
-                .execute(&mut *transaction)
+                .execute(transaction.connection())
                 .await?;
             // Index names come from our own schema, never from input.
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP INDEX \"{name}\"")))
-                .execute(&mut *transaction)
+                .execute(transaction.connection())
                 .await?;
         }
         transaction.commit().await?;
@@ -563,33 +606,36 @@ impl Store {
         chunk: u32,
         limit: u32,
     ) -> Result<u32, StoreError> {
-        sqlx::query(
-            "INSERT INTO graphpilot_throttle (tenant_id, app, kind, time_window, used) \
-             VALUES ($1, $2, $3, $4, 0) ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(app)
-        .bind(kind)
-        .bind(window)
-        .execute(&self.readers)
-        .await?;
-        let row = sqlx::query(
-            "WITH previous AS (SELECT used FROM graphpilot_throttle \
-               WHERE tenant_id = $1 AND app = $2 AND kind = $3 AND time_window = $4 FOR UPDATE) \
-             UPDATE graphpilot_throttle AS counter SET used = LEAST(counter.used + $5, $6) FROM previous \
-             WHERE counter.tenant_id = $1 AND counter.app = $2 AND counter.kind = $3 AND counter.time_window = $4 \
-             RETURNING counter.used - previous.used",
-        )
-        .bind(tenant)
-        .bind(app)
-        .bind(kind)
-        .bind(window)
-        .bind(i64::from(chunk))
-        .bind(i64::from(limit))
-        .fetch_one(&self.readers)
-        .await?;
-        let granted: i64 = row.try_get(0)?;
-        Ok(granted.max(0) as u32)
+        self.bounded(async {
+            sqlx::query(
+                "INSERT INTO graphpilot_throttle (tenant_id, app, kind, time_window, used) \
+                 VALUES ($1, $2, $3, $4, 0) ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(app)
+            .bind(kind)
+            .bind(window)
+            .execute(&self.readers)
+            .await?;
+            let row = sqlx::query(
+                "WITH previous AS (SELECT used FROM graphpilot_throttle \
+                   WHERE tenant_id = $1 AND app = $2 AND kind = $3 AND time_window = $4 FOR UPDATE) \
+                 UPDATE graphpilot_throttle AS counter SET used = LEAST(counter.used + $5, $6) FROM previous \
+                 WHERE counter.tenant_id = $1 AND counter.app = $2 AND counter.kind = $3 AND counter.time_window = $4 \
+                 RETURNING counter.used - previous.used",
+            )
+            .bind(tenant)
+            .bind(app)
+            .bind(kind)
+            .bind(window)
+            .bind(i64::from(chunk))
+            .bind(i64::from(limit))
+            .fetch_one(&self.readers)
+            .await?;
+            let granted: i64 = row.try_get(0)?;
+            Ok(granted.max(0) as u32)
+        })
+        .await
     }
 
     /// Drops shared throttle counters of windows before `window`.
@@ -610,8 +656,11 @@ impl Store {
     /// Every app registration, or the one with `client_id`.
     pub async fn apps(&self, client_id: Option<&str>) -> Result<Vec<AppRegistration>, StoreError> {
         let (statement, values) = self.dialect.select_apps(client_id);
-        let rows = sql::bind(statement, values)
-            .fetch_all(&self.readers)
+        let rows = self
+            .bounded({
+                let query = sql::bind(statement, values);
+                async { Ok(query.fetch_all(&self.readers).await?) }
+            })
             .await?;
         rows.iter()
             .map(|row| {
@@ -649,11 +698,34 @@ impl Store {
     }
 
     /// Makes everything committed so far durable and folds the WAL into the database file.
+    ///
+    /// Bulk loads commit with `synchronous = NORMAL` and rely on this to reach the disk. When
+    /// readers (a server beside) keep the checkpoint from finishing, SQLite reports it busy and
+    /// need not have synced the WAL at all; a one-frame commit with `synchronous = FULL` then
+    /// syncs the whole WAL, which holds every earlier commit.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        if self.dialect == Dialect::Sqlite {
-            sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.readers)
+        if self.dialect != Dialect::Sqlite {
+            return Ok(());
+        }
+        let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.readers)
+            .await?;
+        let busy: i64 = row.try_get(0)?;
+        if busy != 0 {
+            let mut connection = self.readers.acquire().await?.detach();
+            sqlx::raw_sql("PRAGMA synchronous = FULL")
+                .execute(&mut connection)
                 .await?;
+            let version: i64 = sqlx::query("PRAGMA user_version")
+                .fetch_one(&mut connection)
+                .await?
+                .try_get(0)?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "BEGIN IMMEDIATE; PRAGMA user_version = {version}; COMMIT;"
+            )))
+            .execute(&mut connection)
+            .await?;
+            sqlx::Connection::close(connection).await?;
         }
         Ok(())
     }
@@ -689,7 +761,8 @@ impl Store {
 
     /// Deletes every event and detail of `tenant`, or of every tenant; returns how many of each.
     pub async fn reset(&self, tenant: Option<&str>) -> Result<(u64, u64), StoreError> {
-        let mut transaction = self.readers.begin().await?;
+        self.health.check()?;
+        let mut transaction = Tx::begin(&self.readers, self.dialect).await?;
         let mut deleted = [0; 2];
         for (count, schema) in deleted.iter_mut().zip([
             &crate::model::AUTOPILOT_EVENT,
@@ -697,7 +770,7 @@ impl Store {
         ]) {
             let (statement, values) = self.dialect.delete_tenant(schema, tenant);
             *count = sql::bind(statement, values)
-                .execute(&mut *transaction)
+                .execute(transaction.connection())
                 .await?
                 .rows_affected();
         }
@@ -708,15 +781,62 @@ impl Store {
         Ok((deleted[0], deleted[1]))
     }
 
+    /// Queues a write for the writer and waits for its commit. Within a request's deadline
+    /// ([`health::DEADLINE`]): a write still queued when it passes is withdrawn, never applied,
+    /// and refused as Unavailable; a write whose commit is under way then is `OutcomeUnknown`.
     async fn write(&self, op: WriteOp) -> Result<StoredEntity, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.writes
-            .send(writer::Message::Job(writer::WriteJob { op, reply }))
-            .await
-            .map_err(|_| anyhow::anyhow!("the writer has stopped"))?;
-        answer
-            .await
-            .map_err(|_| anyhow::anyhow!("the writer dropped a write"))?
+        self.health.check()?;
+        let claim = Arc::new(writer::Claim::default());
+        let (reply, mut answer) = oneshot::channel();
+        let job = writer::Message::Job(writer::WriteJob {
+            op,
+            reply,
+            claim: claim.clone(),
+        });
+        let stopped = |_| StoreError::Internal(anyhow::anyhow!("the writer has stopped"));
+        let dropped = |_| StoreError::Internal(anyhow::anyhow!("the writer dropped a write"));
+        let Some(deadline) = health::deadline() else {
+            self.writes.send(job).await.map_err(stopped)?;
+            return answer.await.map_err(dropped)?;
+        };
+        let until = tokio::time::Instant::from_std(deadline);
+        let late = || {
+            StoreError::Unavailable(anyhow::anyhow!(
+                "the write waited past the request deadline behind slower writes and was not applied"
+            ))
+        };
+        match tokio::time::timeout_at(until, self.writes.send(job)).await {
+            Ok(sent) => sent.map_err(stopped)?,
+            Err(_) => return Err(late()),
+        }
+        match tokio::time::timeout_at(until, &mut answer).await {
+            Ok(outcome) => outcome.map_err(dropped)?,
+            Err(_) if claim.abandon() => Err(late()),
+            // Taken into a batch whose commit has not returned (a stalled disk): it may still
+            // commit. The client is told exactly that; the writer finishes it either way.
+            Err(_) => Err(StoreError::OutcomeUnknown(anyhow::anyhow!(
+                "the write's commit did not finish within the request deadline"
+            ))),
+        }
+    }
+
+    /// Runs a store call that may be dropped half-way without harm (a read, or a single
+    /// statement), failing fast while the database is down and at the request's deadline.
+    async fn bounded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.health.check()?;
+        let result = health::within_deadline(work).await;
+        if let Err(error) = &result {
+            self.health.observe(error);
+        }
+        result
+    }
+
+    /// Whether the database answers, for readiness (`/healthz`).
+    pub fn readiness(&self) -> Readiness {
+        self.health.readiness()
     }
 
     /// Lets every queued write commit, stops the writer and closes every connection.
@@ -744,6 +864,7 @@ impl Store {
         if let Some(watch) = &self.cache_watch {
             watch.abort();
         }
+        self.probe.abort();
         self.writer_pool.close().await;
         self.readers.close().await;
     }

@@ -1,15 +1,20 @@
-//! The group-commit writer. One task owns the write connection; it takes every write queued since
-//! its last commit, applies each inside its own savepoint (so one failing write leaves the others
-//! alone) and commits them together: many acknowledged writes share one fsync. A write's reply is
-//! sent only after the commit that holds it has returned.
+//! The group-commit writer: tasks that take every write queued since their last commit, apply them
+//! in one transaction and commit them together, so many acknowledged writes share one fsync. A
+//! write's reply is sent only after the commit that holds it succeeded; a failed commit fails its
+//! whole batch and the connection that saw it is thrown away ([`super::transaction`]).
 
 use std::sync::Arc;
+
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::cache::EntityCache;
+use super::error::{FailureKind, kind_of};
+use super::health::Health;
 use super::sql::{self, Dialect, NewRow, Target};
+use super::transaction::Tx;
 use super::{LoadKind, StoreError, StoredEntity};
 use crate::io::seed::Deployment;
 use crate::model::{AUTOPILOT_EVENT, Entity, POLICY_STATUS_DETAIL, PatchBody, decode_stored};
@@ -54,6 +59,34 @@ pub enum WriteOp {
 pub struct WriteJob {
     pub op: WriteOp,
     pub reply: oneshot::Sender<Result<StoredEntity, StoreError>>,
+    pub claim: Arc<Claim>,
+}
+
+/// Who decides a queued write's fate: the writer when it takes the write into a batch, or the
+/// request when its deadline passes first. Exactly one of them wins, so a write a client was told
+/// is refused is never applied, and a write that was applied is always answered with its outcome.
+#[derive(Default)]
+pub struct Claim(AtomicU8);
+
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Claim {
+    /// The writer takes the write; false if the request gave up on it.
+    fn start(&self) -> bool {
+        self.0
+            .compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The request gives up on the write; false if the writer has already taken it (then its
+    /// outcome must be awaited).
+    pub fn abandon(&self) -> bool {
+        self.0
+            .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
 }
 
 pub enum Message {
@@ -69,6 +102,7 @@ pub async fn run(
     dialect: Dialect,
     pool: AnyPool,
     cache: Option<Arc<EntityCache>>,
+    health: Arc<Health>,
     inbox: Arc<tokio::sync::Mutex<mpsc::Receiver<Message>>>,
 ) {
     loop {
@@ -90,7 +124,7 @@ pub async fn run(
             }
         }
         if !jobs.is_empty() {
-            commit_batch(dialect, &pool, cache.as_deref(), jobs).await;
+            commit_batch(dialect, &pool, cache.as_deref(), &health, jobs).await;
         }
         if let Some(stopped) = stop {
             let _ = stopped.send(());
@@ -103,34 +137,39 @@ async fn commit_batch(
     dialect: Dialect,
     pool: &AnyPool,
     cache: Option<&EntityCache>,
+    health: &Health,
     jobs: Vec<WriteJob>,
 ) {
-    let (ops, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
-    let outcomes = match apply_with_retries(dialect, pool, cache, &ops).await {
-        Ok(outcomes) => outcomes,
-        // A write failed in an unexpected way, perhaps half done: run each write of the batch
-        // in a transaction of its own, so only that one fails.
-        Err(BatchFailure::Unexpected(_)) if ops.len() > 1 => {
-            let mut outcomes = Vec::with_capacity(ops.len());
-            for op in &ops {
-                let single = std::slice::from_ref(op);
-                outcomes.push(
-                    match apply_with_retries(dialect, pool, cache, single).await {
-                        Ok(mut outcome) => outcome.remove(0),
-                        Err(failure) => Err(failure.into_store_error()),
-                    },
-                );
+    // The database is known to be down: refuse at once rather than wait for a connection.
+    let begun = match health.check() {
+        Ok(()) => Tx::begin(pool, dialect).await,
+        Err(down) => Err(down),
+    };
+    let transaction = match begun {
+        Ok(transaction) => transaction,
+        Err(error) => {
+            health.observe(&error);
+            for job in jobs {
+                let _ = job.reply.send(Err(same_error(&error)));
             }
-            outcomes
-        }
-        Err(failure) => {
-            let error = failure.into_store_error();
-            tracing::error!(error = %error, writes = ops.len(), "a write batch failed");
-            ops.iter()
-                .map(|_| Err(StoreError::Internal(anyhow::anyhow!("{error}"))))
-                .collect()
+            return;
         }
     };
+    // Only now, with a transaction open, are the writes taken: one whose request gave up while
+    // the connection was awaited (its deadline passed) is never applied.
+    let (ops, replies): (Vec<_>, Vec<_>) = jobs
+        .into_iter()
+        .filter(|job| !job.reply.is_closed() && job.claim.start())
+        .map(|job| (job.op, job.reply))
+        .unzip();
+    if ops.is_empty() {
+        transaction.rollback().await;
+        return;
+    }
+    let outcomes = batch_outcomes(dialect, pool, cache, health, transaction, &ops).await;
+    if outcomes.iter().any(Result::is_ok) {
+        health.wrote();
+    }
     // The cache learns each committed write before its client hears of it.
     if let Some(cache) = cache {
         for (op, outcome) in ops.iter().zip(&outcomes) {
@@ -142,6 +181,159 @@ async fn commit_batch(
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let _ = reply.send(outcome);
     }
+}
+
+/// Commits a batch and returns each write's outcome: a write is `Ok` only if the transaction
+/// holding it committed.
+async fn batch_outcomes(
+    dialect: Dialect,
+    pool: &AnyPool,
+    cache: Option<&EntityCache>,
+    health: &Health,
+    transaction: Tx,
+    ops: &[WriteOp],
+) -> Vec<Result<StoredEntity, StoreError>> {
+    match apply_with_retries(dialect, pool, cache, Some(transaction), ops).await {
+        Ok(outcomes) => outcomes,
+        // The connection broke while COMMIT was under way: it may or may not have committed.
+        // Look at the rows it wrote to tell, so that the answer is the truth either way.
+        Err(BatchFailure::InDoubt { outcomes, error }) => {
+            health.observe(&error);
+            match committed(dialect, pool, ops, &outcomes).await {
+                Some(true) => {
+                    tracing::warn!(
+                        writes = ops.len(),
+                        "a commit whose answer was lost had committed; acknowledged"
+                    );
+                    outcomes
+                }
+                Some(false) => {
+                    tracing::warn!(writes = ops.len(), error = %error, "a commit whose answer was lost had not committed; refused");
+                    ops.iter().map(|_| Err(same_error(&error))).collect()
+                }
+                None => {
+                    tracing::error!(writes = ops.len(), error = %error, "a commit's outcome is unknown (the database did not come back within the deadline); refused");
+                    let unknown = StoreError::Unavailable(anyhow::anyhow!(
+                        "the database connection was lost while committing and the outcome could not be read back; read the entity before retrying: {error}"
+                    ));
+                    ops.iter().map(|_| Err(same_error(&unknown))).collect()
+                }
+            }
+        }
+        // A write failed in an unexpected way, perhaps half done: run each write of the batch
+        // in a transaction of its own, so only that one fails.
+        Err(BatchFailure::Unexpected(error)) if ops.len() > 1 && !error.is_transient() => {
+            let mut outcomes = Vec::with_capacity(ops.len());
+            for op in ops {
+                let single = std::slice::from_ref(op);
+                outcomes.push(
+                    match apply_with_retries(dialect, pool, cache, None, single).await {
+                        Ok(mut outcome) => outcome.remove(0),
+                        Err(failure) => {
+                            let error = failure.into_store_error();
+                            health.observe(&error);
+                            Err(error)
+                        }
+                    },
+                );
+            }
+            outcomes
+        }
+        // A full disk, a lost database, or a failure of the only write: nothing committed.
+        Err(failure) => {
+            let error = failure.into_store_error();
+            health.observe(&error);
+            if !error.is_transient() {
+                tracing::error!(error = %error, writes = ops.len(), "a write batch failed");
+            }
+            ops.iter().map(|_| Err(same_error(&error))).collect()
+        }
+    }
+}
+
+/// An error of the same kind and message, for each write of a failed batch.
+fn same_error(error: &StoreError) -> StoreError {
+    let message = || anyhow::anyhow!("{}", error_message(error));
+    match error {
+        StoreError::NotFound => StoreError::NotFound,
+        StoreError::PreconditionFailed => StoreError::PreconditionFailed,
+        StoreError::Unavailable(_) => StoreError::Unavailable(message()),
+        StoreError::Full(_) => StoreError::Full(message()),
+        StoreError::OutcomeUnknown(_) => StoreError::OutcomeUnknown(message()),
+        StoreError::Internal(_) => StoreError::Internal(message()),
+    }
+}
+
+fn error_message(error: &StoreError) -> String {
+    match error {
+        StoreError::Unavailable(cause)
+        | StoreError::Full(cause)
+        | StoreError::OutcomeUnknown(cause)
+        | StoreError::Internal(cause) => format!("{cause:#}"),
+        other => other.to_string(),
+    }
+}
+
+/// Whether a batch whose COMMIT lost its connection had committed, read from the rows it wrote
+/// (every write leaves a fresh random ETag, or removes a row); `None` if the database does not
+/// answer before the request deadline (or, outside a request, within a minute).
+async fn committed(
+    dialect: Dialect,
+    pool: &AnyPool,
+    ops: &[WriteOp],
+    outcomes: &[Result<StoredEntity, StoreError>],
+) -> Option<bool> {
+    let (op, written) = ops
+        .iter()
+        .zip(outcomes)
+        .find_map(|(op, outcome)| outcome.as_ref().ok().map(|written| (op, written)))?;
+    let (tenant, target) = match op {
+        WriteOp::CreateEvent { tenant, event, .. } => (
+            tenant,
+            Target::Event {
+                id: event.id.clone(),
+            },
+        ),
+        WriteOp::CreateDetail {
+            tenant,
+            event_id,
+            detail,
+        } => (
+            tenant,
+            Target::Detail {
+                event_id: event_id.clone(),
+                id: detail.id.clone(),
+            },
+        ),
+        WriteOp::Update { tenant, target, .. } | WriteOp::Delete { tenant, target, .. } => {
+            (tenant, target.clone())
+        }
+        // A bulk load's rows carry no ETag known here; its caller reports the failure.
+        WriteOp::Bulk { .. } => return None,
+    };
+    let until = super::health::deadline()
+        .unwrap_or_else(|| std::time::Instant::now() + std::time::Duration::from_secs(60));
+    while std::time::Instant::now() < until {
+        let read = async {
+            let mut connection = pool.acquire().await?;
+            select_one(dialect, &mut connection, tenant, &target).await
+        };
+        let remaining = until.saturating_duration_since(std::time::Instant::now());
+        match tokio::time::timeout(remaining, read).await {
+            Ok(Ok(stored)) => {
+                return Some(match op {
+                    WriteOp::Delete { .. } => false,
+                    _ => stored.etag == written.etag,
+                });
+            }
+            Ok(Err(StoreError::NotFound)) => {
+                return Some(matches!(op, WriteOp::Delete { .. }));
+            }
+            Ok(Err(_)) => tokio::time::sleep(super::health::PROBE_INTERVAL).await,
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 fn update_cache(cache: &EntityCache, op: &WriteOp, stored: &StoredEntity) {
@@ -175,47 +367,59 @@ fn update_cache(cache: &EntityCache, op: &WriteOp, stored: &StoredEntity) {
 /// Why a batch did not commit.
 enum BatchFailure {
     /// A deadlock or serialization failure: the same batch may succeed if run again.
-    Retryable(sqlx::Error),
-    /// Anything else (the commit, or a write failing other than with 404/412).
+    Retryable(StoreError),
+    /// The connection was lost during COMMIT: the outcomes the writes would have, if it
+    /// committed, and the error.
+    InDoubt {
+        outcomes: Vec<Result<StoredEntity, StoreError>>,
+        error: StoreError,
+    },
+    /// Anything else (a write failing other than with 404/412, a full disk, a lost database):
+    /// nothing of the batch committed.
     Unexpected(StoreError),
 }
 
 impl BatchFailure {
     fn into_store_error(self) -> StoreError {
         match self {
-            BatchFailure::Retryable(error) => StoreError::from(error),
-            BatchFailure::Unexpected(error) => error,
+            BatchFailure::Retryable(error)
+            | BatchFailure::Unexpected(error)
+            | BatchFailure::InDoubt { error, .. } => error,
         }
     }
 }
 
-impl From<sqlx::Error> for BatchFailure {
-    fn from(error: sqlx::Error) -> Self {
-        match &error {
-            sqlx::Error::Database(database)
-                if matches!(database.code().as_deref(), Some("40P01" | "40001")) =>
-            {
-                BatchFailure::Retryable(error)
-            }
-            _ => BatchFailure::Unexpected(StoreError::from(error)),
+impl From<StoreError> for BatchFailure {
+    fn from(error: StoreError) -> Self {
+        let conflict = match &error {
+            StoreError::Internal(cause) => cause
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(|error| kind_of(error) == FailureKind::Conflict),
+            _ => false,
+        };
+        if conflict {
+            BatchFailure::Retryable(error)
+        } else {
+            BatchFailure::Unexpected(error)
         }
     }
 }
 
-/// [`apply_all`], run again (up to three more times) when the database aborted it for a deadlock
-/// or a serialization conflict with another writer.
+/// [`apply_all`] (in `transaction` if one is open already), run again (up to three more times)
+/// when the database aborted it for a deadlock or a serialization conflict with another writer.
 async fn apply_with_retries(
     dialect: Dialect,
     pool: &AnyPool,
     cache: Option<&EntityCache>,
+    transaction: Option<Tx>,
     ops: &[WriteOp],
 ) -> Result<Vec<Result<StoredEntity, StoreError>>, BatchFailure> {
-    let mut attempt = apply_all(dialect, pool, cache, ops).await;
+    let mut attempt = apply_all(dialect, pool, cache, transaction, ops).await;
     for _ in 0..3 {
         if !matches!(attempt, Err(BatchFailure::Retryable(_))) {
             break;
         }
-        attempt = apply_all(dialect, pool, cache, ops).await;
+        attempt = apply_all(dialect, pool, cache, None, ops).await;
     }
     attempt
 }
@@ -228,29 +432,55 @@ async fn apply_all(
     dialect: Dialect,
     pool: &AnyPool,
     cache: Option<&EntityCache>,
+    transaction: Option<Tx>,
     ops: &[WriteOp],
 ) -> Result<Vec<Result<StoredEntity, StoreError>>, BatchFailure> {
-    let mut transaction = pool.begin().await?;
+    let mut transaction = match transaction {
+        Some(transaction) => transaction,
+        None => Tx::begin(pool, dialect).await?,
+    };
     let mut order: Vec<usize> = (0..ops.len()).collect();
     order.sort_by_cached_key(|&index| lock_key(&ops[index]));
     let mut outcomes: Vec<Option<Result<StoredEntity, StoreError>>> =
         ops.iter().map(|_| None).collect();
     for index in order {
-        let outcome = apply(dialect, &mut transaction, cache, &ops[index]).await;
-        if let Err(StoreError::Internal(error)) = outcome {
-            let _ = transaction.rollback().await;
-            return Err(match error.downcast::<sqlx::Error>() {
-                Ok(database_error) => BatchFailure::from(database_error),
-                Err(other) => BatchFailure::Unexpected(StoreError::Internal(other)),
-            });
+        match apply(dialect, transaction.connection(), cache, &ops[index]).await {
+            Ok(stored) => outcomes[index] = Some(Ok(stored)),
+            Err(expected @ (StoreError::NotFound | StoreError::PreconditionFailed)) => {
+                outcomes[index] = Some(Err(expected));
+            }
+            // Dropping the transaction closes its connection: nothing of it commits.
+            Err(failure) => return Err(BatchFailure::from(failure)),
         }
-        outcomes[index] = Some(outcome);
     }
-    transaction.commit().await?;
-    Ok(outcomes
+    let outcomes: Vec<_> = outcomes
         .into_iter()
-        .map(|outcome| outcome.expect("every write was applied"))
-        .collect())
+        .map(|outcome| outcome.unwrap_or(Err(StoreError::NotFound)))
+        .collect();
+    match transaction.commit().await {
+        Ok(()) => Ok(outcomes),
+        // PostgreSQL may have committed before the connection broke; SQLite's answer to its
+        // own COMMIT is never lost.
+        Err(error) if dialect == Dialect::Postgres && is_connection_loss(&error) => {
+            Err(BatchFailure::InDoubt { outcomes, error })
+        }
+        Err(error) => Err(BatchFailure::from(error)),
+    }
+}
+
+fn is_connection_loss(error: &StoreError) -> bool {
+    match error {
+        StoreError::Unavailable(cause) => cause.chain().any(|cause| {
+            cause.downcast_ref::<sqlx::Error>().is_some_and(|error| {
+                matches!(
+                    error,
+                    sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_)
+                ) || matches!(error, sqlx::Error::Database(database)
+                    if database.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P")))
+            })
+        }),
+        _ => false,
+    }
 }
 
 /// The rows a write locks, as a sortable key: an event before its details.

@@ -19,3 +19,4 @@ mod sdk_python;
 mod startup;
 mod throttling;
 mod tls;
+mod world;
