@@ -344,6 +344,35 @@ async fn a_server_restarted_on_a_full_disk_serves_reads_and_refuses_writes() {
         )
         .await;
     assert_graph_error(refused, 507, "InsufficientStorage").await;
+    // A batch's writes are refused step by step the same way, and none of them is applied.
+    let padding = "b".repeat(200_000);
+    let body = json!({"requests": [
+        {"id": "1", "method": "POST", "url": "/deviceManagement/autopilotEvents",
+         "headers": {"Content-Type": "application/json"},
+         "body": {"deviceSerialNumber": "BATCH-1", "enrollmentFailureDetails": padding}},
+        {"id": "2", "method": "POST", "url": "/deviceManagement/autopilotEvents",
+         "headers": {"Content-Type": "application/json"},
+         "body": {"deviceSerialNumber": "BATCH-2", "enrollmentFailureDetails": padding}},
+    ]});
+    let answer: Value = restarted
+        .request(reqwest::Method::POST, &format!("{}/$batch", restarted.root))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for step in answer["responses"].as_array().unwrap() {
+        assert_eq!(step["status"], 507, "{answer}");
+        assert_eq!(step["body"]["error"]["code"], "InsufficientStorage");
+        assert!(step["headers"]["Retry-After"].is_string(), "{answer}");
+    }
+    let refused = Ledger {
+        refused_creates: vec!["BATCH-1".into(), "BATCH-2".into()],
+        ..Ledger::default()
+    };
+    assert_ledger_holds(&restarted, &refused).await;
 }
 
 #[tokio::test]
