@@ -12,12 +12,11 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::auth::SigningKey;
-use crate::cli::{ServeArgs, Throttling};
-use crate::http::faults::Faults;
-use crate::http::throttle::{INTUNE, Throttle};
+use crate::config::ServeConfig;
+use crate::http::throttle::Throttle;
 use crate::http::{AppState, Settings, router};
 use crate::store::{Dialect, Store};
-use crate::tls::{ServerIdentity, TlsListener};
+use crate::tls::TlsListener;
 
 /// The signing key: the data directory's, or on a shared database the one all nodes share.
 pub async fn shared_key(store: &Store, data_dir: &std::path::Path) -> anyhow::Result<SigningKey> {
@@ -64,60 +63,36 @@ pub struct App {
 }
 
 impl App {
-    pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
-        std::fs::create_dir_all(&args.data_dir).with_context(|| {
+    pub async fn build(config: ServeConfig) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
-                args.data_dir.display()
+                config.data_dir.display()
             )
         })?;
-        if args.database.is_none() {
-            refuse_read_only(&args.data_dir)?;
+        if config.embedded {
+            refuse_read_only(&config.data_dir)?;
         }
-        let url = args
-            .database
-            .clone()
-            .unwrap_or_else(|| Store::sqlite_url(&args.data_dir));
-        let store =
-            Store::open_with_readers(&url, args.durability, args.pool_size, args.sqlite_cache)
-                .await?;
-        let key = shared_key(&store, &args.data_dir).await?;
+        let url = &config.database;
+        let store = Store::open_with_readers(
+            url,
+            config.durability,
+            config.readers,
+            config.sqlite_cache_mib,
+        )
+        .await?;
+        let key = shared_key(&store, &config.data_dir).await?;
         // Nodes of one PostgreSQL database share the limits; a SQLite file has one node.
         let shared = (store.dialect() == Dialect::Postgres).then(|| store.clone());
-        let limits = match args.throttling {
-            Throttling::Intune => Some(INTUNE),
-            Throttling::Off => None,
-        };
-        let throttle = Throttle::new(limits, shared);
-        let listener = TcpListener::bind(&args.listen)
+        let throttle = Throttle::new(config.limits, shared);
+        let listener = TcpListener::bind(&config.listen)
             .await
-            .with_context(|| format!("cannot listen on {} (is the port in use?)", args.listen))?;
-        let tls = if args.tls {
-            let identity = match (&args.tls_cert, &args.tls_key) {
-                (Some(certificate), Some(key)) => ServerIdentity::Files {
-                    certificate: certificate.clone(),
-                    key: key.clone(),
-                },
-                _ => ServerIdentity::Local {
-                    extra_names: args.tls_names.clone(),
-                },
-            };
-            Some(crate::tls::server_config(&args.data_dir, &identity)?)
-        } else {
-            None
+            .with_context(|| format!("cannot listen on {} (is the port in use?)", config.listen))?;
+        let tls = match &config.tls {
+            Some(identity) => Some(crate::tls::server_config(&config.data_dir, identity)?),
+            None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let rules = match &args.faults {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read --faults {}", path.display()))?;
-                Faults::from_toml(&text)
-                    .map_err(|reason| anyhow::anyhow!("--faults {}: {reason}", path.display()))?
-            }
-            None => Vec::new(),
-        };
-        let faults = Faults::new(rules)
-            .map_err(|reason| anyhow::anyhow!("--faults: a rule cannot work: {reason}"))?;
         let database = match store.dialect() {
             Dialect::Sqlite => format!("sqlite ({url})"),
             Dialect::Postgres => "postgresql".to_string(),
@@ -125,22 +100,22 @@ impl App {
         Ok(App {
             listener,
             tls,
-            header_timeout: std::time::Duration::from_secs(args.header_timeout),
+            header_timeout: config.header_timeout,
             state: Arc::new(AppState::new(
                 store,
                 key,
                 throttle,
                 Settings {
-                    page_size: args.page_size,
+                    page_size: config.page_size,
                     scheme,
-                    journal_size: args.journal_size,
-                    faults,
-                    body_timeout: std::time::Duration::from_secs(args.body_timeout),
-                    request_timeout: std::time::Duration::from_secs(args.request_timeout),
+                    journal_size: config.journal_size,
+                    faults: config.faults,
+                    body_timeout: config.body_timeout,
+                    request_timeout: config.request_timeout,
                 },
             )),
             database,
-            data_dir: args.data_dir.clone(),
+            data_dir: config.data_dir,
         })
     }
 

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::io::import::OnError;
+use crate::io::seed::Scenario;
 use crate::store::Durability;
 
 #[derive(Parser, Debug)]
@@ -62,7 +64,7 @@ pub struct ImportArgs {
     /// skip: report bad records (file and line) and import the rest; stop: check every file
     /// first and import nothing if a record is bad.
     #[arg(long, value_enum, default_value = "stop")]
-    pub on_error: crate::io::import::OnError,
+    pub on_error: OnErrorArg,
     /// Files to import, in order (a later record with the same id wins).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -250,7 +252,7 @@ pub struct ServeArgs {
         value_enum,
         default_value = "full"
     )]
-    pub durability: Durability,
+    pub durability: DurabilityArg,
     /// Serve HTTPS (HTTP/2 and HTTP/1.1) with a certificate signed by a local CA created once in
     /// DATA_DIR/tls; `graphpilot cert` prints the CA for clients to trust.
     #[arg(long, env = "GRAPHPILOT_TLS")]
@@ -338,7 +340,7 @@ pub struct SeedArgs {
     /// What kind of history: mostly-healthy, bad-rollout (one ESP profile fails in the last
     /// week), stuck-in-progress (many recent deployments never finish).
     #[arg(long, value_enum, default_value = "mostly-healthy")]
-    pub scenario: crate::io::seed::Scenario,
+    pub scenario: ScenarioArg,
     /// Latest event time; events spread over the 90 days before it. `now` uses the clock
     /// (and so is not reproducible).
     #[arg(long, default_value = "2026-11-01T00:00:00Z")]
@@ -349,4 +351,62 @@ pub struct SeedArgs {
     /// Database URL [default: sqlite://DATA_DIR/graphpilot.db].
     #[arg(long, env = "GRAPHPILOT_DATABASE")]
     pub database: Option<String>,
+}
+
+/// `--durability`: how durable an acknowledged write is (docs/storage.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// Survives process crashes and power loss: the WAL is fsynced at every commit.
+    Full,
+    /// Survives process crashes (kill -9) but the last commits may be lost on power loss.
+    Normal,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(arg: DurabilityArg) -> Self {
+        match arg {
+            DurabilityArg::Full => Durability::Full,
+            DurabilityArg::Normal => Durability::Normal,
+        }
+    }
+}
+
+/// `seed --scenario`: what kind of history to generate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScenarioArg {
+    /// About 78% success, 9% failure, 5% in progress, spread over 90 days.
+    MostlyHealthy,
+    /// As healthy, except that in the last 7 days most deployments with the "ESP - Engineering"
+    /// Enrollment Status Page fail installing Microsoft 365 Apps.
+    BadRollout,
+    /// As healthy, except that about a third of the last 2 days' deployments are stuck.
+    StuckInProgress,
+}
+
+impl From<ScenarioArg> for Scenario {
+    fn from(arg: ScenarioArg) -> Self {
+        match arg {
+            ScenarioArg::MostlyHealthy => Scenario::MostlyHealthy,
+            ScenarioArg::BadRollout => Scenario::BadRollout,
+            ScenarioArg::StuckInProgress => Scenario::StuckInProgress,
+        }
+    }
+}
+
+/// `import --on-error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnErrorArg {
+    /// Report bad records (file and line) and import the rest.
+    Skip,
+    /// Check every file first and import nothing if a record is bad.
+    Stop,
+}
+
+impl From<OnErrorArg> for OnError {
+    fn from(arg: OnErrorArg) -> Self {
+        match arg {
+            OnErrorArg::Skip => OnError::Skip,
+            OnErrorArg::Stop => OnError::Stop,
+        }
+    }
 }

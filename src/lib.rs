@@ -15,6 +15,8 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod edm;
 pub mod http;
 pub mod io;
@@ -23,3 +25,6 @@ pub mod odata;
 pub mod server;
 pub mod store;
 pub mod tls;
+
+#[cfg(test)]
+mod layers_test;

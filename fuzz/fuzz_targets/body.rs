@@ -11,8 +11,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(body) = decode_create(&AUTOPILOT_EVENT, data, true) {
-        let json = body.entity.to_json(&AUTOPILOT_EVENT);
-        assert_eq!(decode_stored(&AUTOPILOT_EVENT, &json).unwrap(), body.entity);
+        let json = body.event.to_json(&AUTOPILOT_EVENT);
+        assert_eq!(decode_stored(&AUTOPILOT_EVENT, &json).unwrap(), body.event);
     }
     let _ = decode_create(&POLICY_STATUS_DETAIL, data, false);
     let _ = decode_patch(&AUTOPILOT_EVENT, data, "key");

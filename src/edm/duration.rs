@@ -261,9 +261,6 @@ mod tests {
         let error = Duration::parse("00:00:08999999999999999999.9").unwrap_err();
         assert!(error.contains("ISO 8601"), "{error}");
         assert!(Duration::parse("99999999999 days, 0:00:00").is_err());
-        assert!(
-            crate::odata::parse_filter("deplol duration'00:00:08999999999999999999.9'").is_err()
-        );
     }
 
     #[test]

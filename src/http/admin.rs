@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use futures_util::stream;
@@ -15,13 +14,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::context::RequestContext;
 use super::error::ApiError;
+use super::extract::{AdminCaller, PathValue, QueryValues};
 use super::faults::FaultRule;
-use super::graph::authenticate;
-use super::journal::{Caller, JournalFilter};
+use super::journal::JournalFilter;
 use super::response::json_response;
-use crate::auth::ADMIN_ROLE;
 use crate::edm::{DateTimeOffset, Seconds};
 use crate::io::export::ExportWalker;
 use crate::io::import::{ImportReport, OnError, import};
@@ -29,30 +26,6 @@ use crate::io::seed::{Scenario, SeedPlan, seed_tenant};
 
 /// The largest import body the API takes; bigger imports go through `graphpilot import`.
 const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
-
-/// Runs `work` for an admin caller, answering errors in Graph's shape.
-async fn as_admin<F, Fut>(state: &AppState, parts: &Parts, work: F) -> Response
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Response, ApiError>>,
-{
-    let context = RequestContext::of(&parts.extensions);
-    let admitted = authenticate(state, parts).and_then(|principal| {
-        if let Some(caller) = parts.extensions.get::<Caller>() {
-            caller.set(&principal.tenant, &principal.app);
-        }
-        if principal.permissions.iter().any(|role| role == ADMIN_ROLE) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(&[ADMIN_ROLE]))
-        }
-    });
-    let result = match admitted {
-        Ok(()) => work().await,
-        Err(error) => Err(error),
-    };
-    result.unwrap_or_else(|error| error.into_response(&context))
-}
 
 fn tenant_name(tenant: &str) -> Result<(), ApiError> {
     if tenant.is_empty() || tenant.len() > 256 || tenant.contains('\0') {
@@ -65,22 +38,20 @@ fn tenant_name(tenant: &str) -> Result<(), ApiError> {
 
 /// `DELETE /graphpilot/tenants/{tenant}`: every event and detail of one tenant.
 pub async fn reset_tenant(
+    _: AdminCaller,
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    as_admin(&state, &parts, || async {
-        tenant_name(&tenant)?;
-        reset(&state, Some(&tenant)).await
-    })
-    .await
+    PathValue(tenant): PathValue<String>,
+) -> Result<Response, ApiError> {
+    tenant_name(&tenant)?;
+    reset(&state, Some(&tenant)).await
 }
 
 /// `DELETE /graphpilot/tenants`: everything of every tenant.
-pub async fn reset_all(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    as_admin(&state, &parts, || reset(&state, None)).await
+pub async fn reset_all(
+    _: AdminCaller,
+    State(state): State<Arc<AppState>>,
+) -> Result<Response, ApiError> {
+    reset(&state, None).await
 }
 
 async fn reset(state: &AppState, tenant: Option<&str>) -> Result<Response, ApiError> {
@@ -115,97 +86,90 @@ const MAX_SEED: u64 = 1_000_000;
 
 /// `POST /graphpilot/tenants/{tenant}/seed`: the deterministic generator of `graphpilot seed`.
 pub async fn seed(
+    _: AdminCaller,
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
-    request: Request,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    as_admin(&state, &parts, || async {
-        tenant_name(&tenant)?;
-        let bytes = axum::body::to_bytes(body, 64 * 1024)
-            .await
-            .map_err(|_| ApiError::payload_too_large(64 * 1024))?;
-        let request: SeedRequest = serde_json::from_slice(&bytes).map_err(|error| {
-            ApiError::bad_request(format!(
-                "The seed request must be {{\"count\": N, \"seed\"?: S, \"scenario\"?: \"mostlyHealthy\"|\"badRollout\"|\"stuckInProgress\", \"end\"?: \"2026-11-01T00:00:00Z\"}}: {error}"
-            ))
-        })?;
-        if request.count == 0 || request.count > MAX_SEED {
-            return Err(ApiError::bad_request(format!(
-                "'count' is 1 to {MAX_SEED}; seed more with `graphpilot seed`."
-            )));
-        }
-        let end = match &request.end {
-            None => DateTimeOffset::now(),
-            Some(text) => DateTimeOffset::parse(text, Seconds::Required).map_err(|reason| {
-                ApiError::bad_request(format!("'end' is not a DateTimeOffset: {reason}"))
-            })?,
-        };
-        let plan = SeedPlan {
-            tenant: tenant.clone(),
-            count: request.count,
-            seed: request.seed,
-            scenario: request.scenario,
-            end,
-        };
-        let outcome = seed_tenant(&state.store, &plan, |_| {})
-            .await
-            .map_err(|error| ApiError::from_store(error, "", ""))?;
-        let body = json!({
-            "tenant": tenant,
-            "events": outcome.events,
-            "policyStatusDetails": outcome.details,
-            "seed": request.seed,
-            "scenario": request.scenario,
-        });
-        Ok(json_response(StatusCode::OK, body.to_string()))
-    })
-    .await
+    PathValue(tenant): PathValue<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    tenant_name(&tenant)?;
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|_| ApiError::payload_too_large(64 * 1024))?;
+    let request: SeedRequest = serde_json::from_slice(&bytes).map_err(|error| {
+        ApiError::bad_request(format!(
+            "The seed request must be {{\"count\": N, \"seed\"?: S, \"scenario\"?: \"mostlyHealthy\"|\"badRollout\"|\"stuckInProgress\", \"end\"?: \"2026-11-01T00:00:00Z\"}}: {error}"
+        ))
+    })?;
+    if request.count == 0 || request.count > MAX_SEED {
+        return Err(ApiError::bad_request(format!(
+            "'count' is 1 to {MAX_SEED}; seed more with `graphpilot seed`."
+        )));
+    }
+    let end = match &request.end {
+        None => DateTimeOffset::now(),
+        Some(text) => DateTimeOffset::parse(text, Seconds::Required).map_err(|reason| {
+            ApiError::bad_request(format!("'end' is not a DateTimeOffset: {reason}"))
+        })?,
+    };
+    let plan = SeedPlan {
+        tenant: tenant.clone(),
+        count: request.count,
+        seed: request.seed,
+        scenario: request.scenario,
+        end,
+    };
+    let outcome = seed_tenant(&state.store, &plan, |_| {})
+        .await
+        .map_err(|error| ApiError::from_store(error, "", ""))?;
+    let body = json!({
+        "tenant": tenant,
+        "events": outcome.events,
+        "policyStatusDetails": outcome.details,
+        "seed": request.seed,
+        "scenario": request.scenario,
+    });
+    Ok(json_response(StatusCode::OK, body.to_string()))
 }
 
 /// `GET /graphpilot/tenants/{tenant}/export`: NDJSON, streamed page by page.
 pub async fn export(
+    _: AdminCaller,
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
+    PathValue(tenant): PathValue<String>,
+) -> Result<Response, ApiError> {
     let streaming_state = state.clone();
-    as_admin(&state, &parts, || async move {
-        tenant_name(&tenant)?;
-        let walker = ExportWalker::new(&tenant);
-        let lines = stream::unfold(
-            (walker, streaming_state),
-            |(mut walker, state)| async move {
-                match walker.next_page(&state.store).await {
-                    Ok(Some(page)) => {
-                        let mut chunk = String::with_capacity(page.len() * 2048);
-                        for event in &page {
-                            chunk.push_str(&event.json());
-                            chunk.push('\n');
-                        }
-                        Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), (walker, state)))
+    tenant_name(&tenant)?;
+    let walker = ExportWalker::new(&tenant);
+    let lines = stream::unfold(
+        (walker, streaming_state),
+        |(mut walker, state)| async move {
+            match walker.next_page(&state.store).await {
+                Ok(Some(page)) => {
+                    let mut chunk = String::with_capacity(page.len() * 2048);
+                    for event in &page {
+                        chunk.push_str(&event.json());
+                        chunk.push('\n');
                     }
-                    Ok(None) => None,
-                    Err(error) => {
-                        // Headers are gone: cut the stream so the client sees it incomplete.
-                        tracing::error!(error = %error, "export failed mid-stream");
-                        Some((
-                            Err(std::io::Error::other(error.to_string())),
-                            (walker, state),
-                        ))
-                    }
+                    Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), (walker, state)))
                 }
-            },
-        );
-        let mut response = Response::new(Body::from_stream(lines));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            "application/x-ndjson".parse().expect("static"),
-        );
-        Ok(response)
-    })
-    .await
+                Ok(None) => None,
+                Err(error) => {
+                    // Headers are gone: cut the stream so the client sees it incomplete.
+                    tracing::error!(error = %error, "export failed mid-stream");
+                    Some((
+                        Err(std::io::Error::other(error.to_string())),
+                        (walker, state),
+                    ))
+                }
+            }
+        },
+    );
+    let mut response = Response::new(Body::from_stream(lines));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        "application/x-ndjson".parse().expect("static"),
+    );
+    Ok(response)
 }
 
 #[derive(Deserialize, Default)]
@@ -218,40 +182,37 @@ pub struct ImportOptions {
 /// id; `?onError=skip` imports the good records, the default `stop` imports nothing when one is
 /// bad.
 pub async fn import_records(
+    _: AdminCaller,
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
-    Query(options): Query<ImportOptions>,
-    request: Request,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    as_admin(&state, &parts, || async {
-        tenant_name(&tenant)?;
-        let bytes = axum::body::to_bytes(body, MAX_IMPORT_BYTES)
-            .await
-            .map_err(|_| ApiError::payload_too_large(MAX_IMPORT_BYTES))?;
-        let on_error = options.on_error.unwrap_or(OnError::Stop);
-        let inputs = ["request body".to_string()];
-        let outcome: anyhow::Result<ImportReport> = import(
-            &state.store,
-            &tenant,
-            &inputs,
-            |_| Ok(&bytes[..]),
-            on_error,
-            |_| {},
-        )
-        .await;
-        match outcome {
-            Ok(report) => Ok(json_response(
-                StatusCode::OK,
-                serde_json::to_string(&report).expect("serialisable"),
-            )),
-            Err(error) => match error.downcast_ref::<crate::store::StoreError>() {
-                Some(_) => Err(ApiError::from_failure(&error)),
-                None => Err(ApiError::validation(error.to_string())),
-            },
-        }
-    })
-    .await
+    PathValue(tenant): PathValue<String>,
+    QueryValues(options): QueryValues<ImportOptions>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    tenant_name(&tenant)?;
+    let bytes = axum::body::to_bytes(body, MAX_IMPORT_BYTES)
+        .await
+        .map_err(|_| ApiError::payload_too_large(MAX_IMPORT_BYTES))?;
+    let on_error = options.on_error.unwrap_or(OnError::Stop);
+    let inputs = ["request body".to_string()];
+    let outcome: anyhow::Result<ImportReport> = import(
+        &state.store,
+        &tenant,
+        &inputs,
+        |_| Ok(&bytes[..]),
+        on_error,
+        |_| {},
+    )
+    .await;
+    match outcome {
+        Ok(report) => Ok(json_response(
+            StatusCode::OK,
+            serde_json::to_string(&report).expect("serialisable"),
+        )),
+        Err(error) => match error.downcast_ref::<crate::store::StoreError>() {
+            Some(_) => Err(ApiError::from_failure(&error)),
+            None => Err(ApiError::validation(error.to_string())),
+        },
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -269,109 +230,99 @@ pub struct JournalQuery {
 
 /// `GET /graphpilot/requests`: the journal, oldest first, filtered.
 pub async fn requests(
+    _: AdminCaller,
     State(state): State<Arc<AppState>>,
-    Query(query): Query<JournalQuery>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    as_admin(&state, &parts, || async {
-        let instant = |name: &str, text: &Option<String>| {
-            text.as_deref()
-                .map(|text| {
-                    DateTimeOffset::parse(text, Seconds::Required).map_err(|reason| {
-                        ApiError::bad_request(format!("'{name}' is not a DateTimeOffset: {reason}"))
-                    })
+    QueryValues(query): QueryValues<JournalQuery>,
+) -> Result<Response, ApiError> {
+    let instant = |name: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|text| {
+                DateTimeOffset::parse(text, Seconds::Required).map_err(|reason| {
+                    ApiError::bad_request(format!("'{name}' is not a DateTimeOffset: {reason}"))
                 })
-                .transpose()
-        };
-        let filter = JournalFilter {
-            tenant: query.tenant.clone(),
-            app: query.app.clone(),
-            status: query.status,
-            path: query.path.clone(),
-            since: instant("since", &query.since)?,
-            until: instant("until", &query.until)?,
-            after: query.after,
-            limit: query
-                .top
-                .unwrap_or(100)
-                .clamp(1, state.journal.capacity().max(1)),
-        };
-        let entries = state.journal.query(&filter);
-        let body = json!({"capacity": state.journal.capacity(), "value": entries});
-        Ok(json_response(StatusCode::OK, body.to_string()))
-    })
-    .await
+            })
+            .transpose()
+    };
+    let filter = JournalFilter {
+        tenant: query.tenant.clone(),
+        app: query.app.clone(),
+        status: query.status,
+        path: query.path.clone(),
+        since: instant("since", &query.since)?,
+        until: instant("until", &query.until)?,
+        after: query.after,
+        limit: query
+            .top
+            .unwrap_or(100)
+            .clamp(1, state.journal.capacity().max(1)),
+    };
+    let entries = state.journal.query(&filter);
+    let body = json!({"capacity": state.journal.capacity(), "value": entries});
+    Ok(json_response(StatusCode::OK, body.to_string()))
 }
 
 /// `GET /graphpilot/faults`: the rules in force, with how often each matched and fired.
-pub async fn list_faults(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    as_admin(&state, &parts, || async {
-        let body = json!({"value": state.faults.list()});
-        Ok(json_response(StatusCode::OK, body.to_string()))
-    })
-    .await
+pub async fn list_faults(
+    _: AdminCaller,
+    State(state): State<Arc<AppState>>,
+) -> Result<Response, ApiError> {
+    let body = json!({"value": state.faults.list()});
+    Ok(json_response(StatusCode::OK, body.to_string()))
 }
 
 /// `POST /graphpilot/faults`: adds a rule (the fields of a `[[rules]]` table, as JSON).
-pub async fn add_fault(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    as_admin(&state, &parts, || async {
-        let bytes = axum::body::to_bytes(body, 64 * 1024)
-            .await
-            .map_err(|_| ApiError::payload_too_large(64 * 1024))?;
-        let rule: FaultRule = serde_json::from_slice(&bytes)
-            .map_err(|error| ApiError::bad_request(format!("Not a fault rule: {error}.")))?;
-        let id = state.faults.add(rule).map_err(ApiError::bad_request)?;
-        let rule = state
-            .faults
-            .list()
-            .into_iter()
-            .find(|listed| listed.id == id)
-            .expect("just added");
-        Ok(json_response(
-            StatusCode::CREATED,
-            serde_json::to_string(&rule).expect("serialisable"),
-        ))
-    })
-    .await
+pub async fn add_fault(
+    _: AdminCaller,
+    State(state): State<Arc<AppState>>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|_| ApiError::payload_too_large(64 * 1024))?;
+    let rule: FaultRule = serde_json::from_slice(&bytes)
+        .map_err(|error| ApiError::bad_request(format!("Not a fault rule: {error}.")))?;
+    let id = state.faults.add(rule).map_err(ApiError::bad_request)?;
+    let rule = state
+        .faults
+        .list()
+        .into_iter()
+        .find(|listed| listed.id == id)
+        .expect("just added");
+    Ok(json_response(
+        StatusCode::CREATED,
+        serde_json::to_string(&rule).expect("serialisable"),
+    ))
 }
 
 /// `DELETE /graphpilot/faults`: removes every rule.
-pub async fn clear_faults(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    as_admin(&state, &parts, || async {
-        let removed = state.faults.clear(None);
-        Ok(json_response(
-            StatusCode::OK,
-            json!({"removed": removed}).to_string(),
-        ))
-    })
-    .await
+pub async fn clear_faults(
+    _: AdminCaller,
+    State(state): State<Arc<AppState>>,
+) -> Result<Response, ApiError> {
+    let removed = state.faults.clear(None);
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"removed": removed}).to_string(),
+    ))
 }
 
 /// `DELETE /graphpilot/faults/{id}`: removes one rule.
 pub async fn remove_fault(
+    _: AdminCaller,
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    as_admin(&state, &parts, || async {
-        let removed = id
-            .parse::<u64>()
-            .ok()
-            .map_or(0, |id| state.faults.clear(Some(id)));
-        if removed == 0 {
-            return Err(ApiError::not_found("fault rule", &id));
-        }
-        Ok(json_response(
-            StatusCode::OK,
-            json!({"removed": removed}).to_string(),
-        ))
-    })
-    .await
+    PathValue(id): PathValue<String>,
+) -> Result<Response, ApiError> {
+    let removed = id
+        .parse::<u64>()
+        .ok()
+        .map_or(0, |id| state.faults.clear(Some(id)));
+    if removed == 0 {
+        return Err(ApiError::not_found("fault rule", &id));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"removed": removed}).to_string(),
+    ))
 }
 
 /// `GET /graphpilot/openapi.json` (no token needed).

@@ -10,6 +10,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -74,18 +75,17 @@ pub async fn run(
             .depends_on
             .iter()
             .find(|&&dependency| !statuses[dependency].is_some_and(|status| status.is_success()));
-        let response = match failed {
-            Some(&dependency) => {
-                ApiError::failed_dependency(&steps[dependency].id).into_response(context)
-            }
+        let mut response = match failed {
+            Some(&dependency) => ApiError::failed_dependency(&steps[dependency].id).into_response(),
             None => match step_request(parts, step, context) {
                 Ok(request) => match dispatch(state, request).await {
                     Ok(response) => response,
-                    Err(error) => error.into_response(context),
+                    Err(error) => error.into_response(),
                 },
-                Err(error) => error.into_response(context),
+                Err(error) => error.into_response(),
             },
         };
+        super::context::stamp(&mut response, context);
         statuses[position] = Some(response.status());
         answers[position] = Some(step_answer(&step.id, response).await);
     }

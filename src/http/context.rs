@@ -10,8 +10,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
-use super::error::ApiError;
+use super::error::{ApiError, UnstampedError};
 use super::journal::{Caller, Faulted, JournalEntry};
+use super::response::json_response;
 use super::{AppState, MAX_HEADER_BYTES};
 use crate::edm::{DateTimeOffset, TICKS_PER_SECOND};
 
@@ -69,6 +70,34 @@ impl RequestContext {
     }
 }
 
+/// Writes Graph's error body into an error response ([`ApiError`] as a response carries only its
+/// code and message): the code, the message and `innerError` with the request's ids and date.
+pub fn stamp(response: &mut Response, context: &RequestContext) {
+    let Some(error) = response.extensions_mut().remove::<UnstampedError>() else {
+        return;
+    };
+    let body = serde_json::json!({
+        "error": {
+            "code": error.code.as_str(),
+            "message": &*error.message,
+            "innerError": {
+                "date": context.started_display(),
+                "request-id": context.request_id,
+                "client-request-id": context.client_request_id,
+            }
+        }
+    });
+    let mut rendered = json_response(response.status(), body.to_string());
+    std::mem::swap(rendered.headers_mut(), response.headers_mut());
+    rendered.headers_mut().extend(
+        std::mem::take(response.headers_mut())
+            .into_iter()
+            .filter_map(|(name, value)| name.map(|name| (name, value))),
+    );
+    *rendered.extensions_mut() = std::mem::take(response.extensions_mut());
+    *response = rendered;
+}
+
 /// Admin bulk work (seed, import, export, reset of whole tenants) runs for as long as it takes.
 fn is_unbounded(path: &str) -> bool {
     path.starts_with("/graphpilot/tenants")
@@ -100,7 +129,9 @@ pub async fn with_request_context(
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
     let mut response = if header_bytes > MAX_HEADER_BYTES {
-        ApiError::header_fields_too_large(MAX_HEADER_BYTES).into_response(&context)
+        axum::response::IntoResponse::into_response(ApiError::header_fields_too_large(
+            MAX_HEADER_BYTES,
+        ))
     } else if is_unbounded(&path) {
         next.run(request).instrument(span.clone()).await
     } else {
@@ -110,6 +141,7 @@ pub async fn with_request_context(
             .scope(deadline, next.run(request).instrument(span.clone()))
             .await
     };
+    stamp(&mut response, &context);
     let latency_ms = clock.elapsed().as_secs_f64() * 1000.0;
     let status = response.status().as_u16();
     let faulted = response.extensions().get::<Faulted>().is_some();

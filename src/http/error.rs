@@ -1,12 +1,88 @@
-//! The one error type of the HTTP layer. Each variant carries Graph's status and code; rendering
-//! writes Graph's error body (api.md §11) with the request's ids.
+//! The one error type of the HTTP layer: [`ApiError`] carries Graph's code (and so its status) and
+//! a message; as an axum response it is Graph's error body, whose `innerError` ids the request
+//! middleware stamps (api.md §11).
+
+use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-use super::context::RequestContext;
-use super::response::json_response;
 use crate::store::StoreError;
+
+/// Graph's error codes that graphpilot answers with, each with its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadRequest,
+    ModelValidationFailure,
+    InvalidAuthenticationToken,
+    Forbidden,
+    ResourceNotFound,
+    NotFound,
+    MethodNotAllowed,
+    RequestTimeout,
+    PreconditionFailed,
+    RequestEntityTooLarge,
+    RequestUriTooLong,
+    UnsupportedMediaType,
+    FailedDependency,
+    TooManyRequests,
+    RequestHeaderFieldsTooLarge,
+    InternalServerError,
+    BadGateway,
+    ServiceUnavailable,
+    GatewayTimeout,
+    InsufficientStorage,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest | ErrorCode::ModelValidationFailure => StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidAuthenticationToken => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::ResourceNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ErrorCode::RequestEntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RequestUriTooLong => StatusCode::URI_TOO_LONG,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::FailedDependency => StatusCode::FAILED_DEPENDENCY,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RequestHeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::InternalServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::BadGateway => StatusCode::BAD_GATEWAY,
+            ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "BadRequest",
+            ErrorCode::ModelValidationFailure => "ModelValidationFailure",
+            ErrorCode::InvalidAuthenticationToken => "InvalidAuthenticationToken",
+            ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::ResourceNotFound => "ResourceNotFound",
+            ErrorCode::NotFound => "NotFound",
+            ErrorCode::MethodNotAllowed => "MethodNotAllowed",
+            ErrorCode::RequestTimeout => "RequestTimeout",
+            ErrorCode::PreconditionFailed => "PreconditionFailed",
+            ErrorCode::RequestEntityTooLarge => "RequestEntityTooLarge",
+            ErrorCode::RequestUriTooLong => "RequestUriTooLong",
+            ErrorCode::UnsupportedMediaType => "UnsupportedMediaType",
+            ErrorCode::FailedDependency => "FailedDependency",
+            ErrorCode::TooManyRequests => "TooManyRequests",
+            ErrorCode::RequestHeaderFieldsTooLarge => "RequestHeaderFieldsTooLarge",
+            ErrorCode::InternalServerError => "InternalServerError",
+            ErrorCode::BadGateway => "BadGateway",
+            ErrorCode::ServiceUnavailable => "ServiceUnavailable",
+            ErrorCode::GatewayTimeout => "GatewayTimeout",
+            ErrorCode::InsufficientStorage => "InsufficientStorage",
+        }
+    }
+}
 
 /// The `Retry-After` of a 503 or 507 caused by the database or its disk: long enough not to
 /// hammer a recovering database, short enough that writes resume soon after it is back.
@@ -14,20 +90,30 @@ pub const STORAGE_RETRY_AFTER_SECONDS: u64 = 2;
 
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
+/// What an error response still needs its body written from: the request middleware (which knows
+/// the request's ids) writes it (`http/context.rs`).
+#[derive(Clone, Debug)]
+pub struct UnstampedError {
+    pub code: ErrorCode,
+    pub message: Arc<str>,
+}
+
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             headers: Vec::new(),
         }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 
     fn with_header(mut self, name: HeaderName, value: &str) -> Self {
@@ -38,7 +124,7 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+        Self::new(ErrorCode::BadRequest, message)
     }
 
     pub fn segment_not_found(segment: &str) -> Self {
@@ -46,13 +132,11 @@ impl ApiError {
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "ModelValidationFailure", message)
+        Self::new(ErrorCode::ModelValidationFailure, message)
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
+        Self::new(ErrorCode::InvalidAuthenticationToken,
             message,
         )
         .with_header(
@@ -63,8 +147,7 @@ impl ApiError {
 
     pub fn forbidden(permissions: &[&str]) -> Self {
         Self::new(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
+            ErrorCode::Forbidden,
             format!(
                 "Application is not authorized to perform this operation. Application must have one of the following scopes: {}",
                 permissions.join(", ")
@@ -74,24 +157,21 @@ impl ApiError {
 
     pub fn not_found(what: &str, id: &str) -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
+            ErrorCode::ResourceNotFound,
             format!("{what} with key '{id}' was not found."),
         )
     }
 
     pub fn not_found_path(path: &str) -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
-            "NotFound",
+            ErrorCode::NotFound,
             format!("No resource at '{path}'. Graph is served under /beta; health at /healthz."),
         )
     }
 
     pub fn method_not_allowed(method: &str, allowed: &[&str]) -> Self {
         Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
+            ErrorCode::MethodNotAllowed,
             format!(
                 "The HTTP method '{method}' is not allowed on this resource; allowed: {}.",
                 allowed.join(", ")
@@ -103,32 +183,28 @@ impl ApiError {
     /// A batch step that did not run because a step it depends on failed (api.md §10).
     pub fn failed_dependency(dependency: &str) -> Self {
         Self::new(
-            StatusCode::FAILED_DEPENDENCY,
-            "FailedDependency",
+            ErrorCode::FailedDependency,
             format!("Not run: it depends on batch request '{dependency}', which failed."),
         )
     }
 
     pub fn precondition_failed() -> Self {
         Self::new(
-            StatusCode::PRECONDITION_FAILED,
-            "PreconditionFailed",
+            ErrorCode::PreconditionFailed,
             "The entity has changed since the ETag in If-Match was issued; read it again and retry.",
         )
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestEntityTooLarge",
+            ErrorCode::RequestEntityTooLarge,
             format!("The request body is larger than the {limit}-byte limit."),
         )
     }
 
     pub fn uri_too_long(limit: usize) -> Self {
         Self::new(
-            StatusCode::URI_TOO_LONG,
-            "RequestUriTooLong",
+            ErrorCode::RequestUriTooLong,
             format!(
                 "The query string is longer than {limit} bytes; shorten the $filter or split the request."
             ),
@@ -137,24 +213,20 @@ impl ApiError {
 
     pub fn header_fields_too_large(limit: usize) -> Self {
         Self::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "RequestHeaderFieldsTooLarge",
+            ErrorCode::RequestHeaderFieldsTooLarge,
             format!("The request's headers are larger than the {limit}-byte limit."),
         )
     }
 
     pub fn request_timeout(seconds: u64) -> Self {
         Self::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "RequestTimeout",
+            ErrorCode::RequestTimeout,
             format!("The request body did not arrive within {seconds} seconds."),
         )
     }
 
     pub fn unsupported_media_type(found: Option<&str>) -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UnsupportedMediaType",
+        Self::new(ErrorCode::UnsupportedMediaType,
             match found {
                 Some(found) => format!(
                     "Content-Type '{found}' is not supported; send the body as 'application/json'."
@@ -165,9 +237,7 @@ impl ApiError {
     }
 
     pub fn too_many_requests(retry_after_seconds: u64) -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequests",
+        Self::new(ErrorCode::TooManyRequests,
             format!(
                 "Too many requests for this application or tenant; retry after {retry_after_seconds} seconds."
             ),
@@ -179,18 +249,14 @@ impl ApiError {
     /// with its usual code, and a message that says it was injected.
     pub fn injected(status: StatusCode, retry_after: Option<u64>, rule: &str) -> Self {
         let code = match status.as_u16() {
-            429 => "TooManyRequests",
-            502 => "BadGateway",
-            503 => "ServiceUnavailable",
-            504 => "GatewayTimeout",
-            507 => "InsufficientStorage",
-            _ => "InternalServerError",
+            429 => ErrorCode::TooManyRequests,
+            502 => ErrorCode::BadGateway,
+            503 => ErrorCode::ServiceUnavailable,
+            504 => ErrorCode::GatewayTimeout,
+            507 => ErrorCode::InsufficientStorage,
+            _ => ErrorCode::InternalServerError,
         };
-        let error = Self::new(
-            status,
-            code,
-            format!("Injected by graphpilot fault rule '{rule}'."),
-        );
+        let error = Self::new(code, format!("Injected by graphpilot fault rule '{rule}'."));
         match retry_after {
             Some(seconds) => error.with_header(header::RETRY_AFTER, &seconds.to_string()),
             None => error,
@@ -201,8 +267,7 @@ impl ApiError {
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalServerError",
+            ErrorCode::InternalServerError,
             "An internal error occurred; the request-id identifies it in the server log.",
         )
     }
@@ -211,9 +276,7 @@ impl ApiError {
     /// was changed, and the same request may succeed after `Retry-After` (docs/operations.md).
     pub fn service_unavailable(cause: &dyn std::fmt::Display) -> Self {
         tracing::warn!(error = %cause, "answered 503: the database is unavailable");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
+        Self::new(ErrorCode::ServiceUnavailable,
             "The service is temporarily unavailable: its database cannot be reached or cannot take writes right now. Nothing was changed; retry after the number of seconds in Retry-After.",
         )
         .with_header(header::RETRY_AFTER, &STORAGE_RETRY_AFTER_SECONDS.to_string())
@@ -223,9 +286,7 @@ impl ApiError {
     /// or may not take effect, as with any gateway timeout.
     pub fn outcome_unknown(cause: &dyn std::fmt::Display) -> Self {
         tracing::warn!(error = %cause, "answered 504: a commit outlasted the request deadline");
-        Self::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "GatewayTimeout",
+        Self::new(ErrorCode::GatewayTimeout,
             "The write was being committed when the request deadline passed (the storage is slow); it may or may not take effect. Read the entity before retrying.",
         )
         .with_header(header::RETRY_AFTER, &STORAGE_RETRY_AFTER_SECONDS.to_string())
@@ -233,9 +294,7 @@ impl ApiError {
 
     /// `/healthz` while the database is down.
     pub fn not_ready(for_seconds: u64, cause: &str) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
+        Self::new(ErrorCode::ServiceUnavailable,
             format!("Not ready: the database has been unreachable for {for_seconds} s ({cause}). Requests get 503 until it is back; /livez says whether the process itself is up."),
         )
         .with_header(header::RETRY_AFTER, &STORAGE_RETRY_AFTER_SECONDS.to_string())
@@ -245,9 +304,7 @@ impl ApiError {
     /// writes succeed again once space is freed (docs/decisions.md).
     pub fn insufficient_storage(cause: &dyn std::fmt::Display) -> Self {
         tracing::warn!(error = %cause, "answered 507: the storage is full");
-        Self::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "InsufficientStorage",
+        Self::new(ErrorCode::InsufficientStorage,
             "The service's storage is full, so the write was not made; nothing was changed. Reads still work; retry once space is freed (Retry-After suggests when to try).",
         )
         .with_header(header::RETRY_AFTER, &STORAGE_RETRY_AFTER_SECONDS.to_string())
@@ -283,22 +340,19 @@ impl ApiError {
             },
         }
     }
+}
 
-    /// Graph's error body, with the request's ids and the time.
-    pub fn into_response(self, context: &RequestContext) -> Response {
-        let body = serde_json::json!({
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "innerError": {
-                    "date": context.started_display(),
-                    "request-id": context.request_id,
-                    "client-request-id": context.client_request_id,
-                }
-            }
-        });
-        let mut response = json_response(self.status, body.to_string());
+impl IntoResponse for ApiError {
+    /// The status and headers; the body is written by the request middleware, which stamps the
+    /// request's ids into it (a response that never passes it, as in a batch step, is stamped by
+    /// whoever collects it).
+    fn into_response(self) -> Response {
+        let mut response = self.code.status().into_response();
         response.headers_mut().extend(self.headers);
+        response.extensions_mut().insert(UnstampedError {
+            code: self.code,
+            message: self.message.into(),
+        });
         response
     }
 }

@@ -9,6 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
@@ -36,15 +37,14 @@ pub const MAX_QUERY_BYTES: usize = 32 * 1024;
 
 /// Entry point for every path that is not one of the server's own (`/healthz`).
 pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let context = RequestContext::of(request.extensions());
     // A panic is a bug of ours: answer 500 in Graph's shape instead of dropping the connection.
     match AssertUnwindSafe(handle(&state, request))
         .catch_unwind()
         .await
     {
         Ok(Ok(response)) => response,
-        Ok(Err(error)) => error.into_response(&context),
-        Err(_) => ApiError::internal(&"a request handler panicked").into_response(&context),
+        Ok(Err(error)) => error.into_response(),
+        Err(_) => ApiError::internal(&"a request handler panicked").into_response(),
     }
 }
 
@@ -133,9 +133,7 @@ async fn answer(
                 retry_after,
                 rule,
             } => {
-                let context = RequestContext::of(&parts.extensions);
-                let mut response =
-                    ApiError::injected(status, retry_after, &rule).into_response(&context);
+                let mut response = ApiError::injected(status, retry_after, &rule).into_response();
                 response.extensions_mut().insert(Faulted);
                 return Ok(response);
             }
@@ -517,16 +515,16 @@ impl Call<'_> {
             }
             (_, Err(error)) => return Err(error),
             (Collection::Events, Ok(body)) => {
-                let id = body.entity.id.clone();
+                let id = body.event.id.clone();
                 store
-                    .create_event(self.tenant, body.entity, body.details)
+                    .create_event(self.tenant, body.event, body.details)
                     .await
                     .map(|stored| (id, stored))
             }
             (Collection::Details { event_id }, Ok(body)) => {
-                let id = body.entity.id.clone();
+                let id = body.event.id.clone();
                 store
-                    .create_detail(self.tenant, event_id, body.entity)
+                    .create_detail(self.tenant, event_id, body.event)
                     .await
                     .map(|stored| (id, stored))
             }

@@ -5,6 +5,7 @@ mod admin;
 mod batch;
 mod context;
 mod error;
+mod extract;
 pub mod faults;
 mod graph;
 mod identity;
@@ -129,10 +130,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// nothing); 503 in Graph's error shape while it is down. The listener is bound only after the
 /// store has opened and migrated, so a server that answers has been ready once. Being free, it
 /// also measures the HTTP stack's ceiling.
-async fn healthz(
-    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
-    request: axum::extract::Request,
-) -> Response {
+async fn healthz(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
     use crate::store::Readiness;
     match state.store.readiness() {
         Readiness::Ready => (StatusCode::OK, "ok\n").into_response(),
@@ -143,8 +141,7 @@ async fn healthz(
         )
             .into_response(),
         Readiness::Down { for_seconds, cause } => {
-            let context = RequestContext::of(request.extensions());
-            ApiError::not_ready(for_seconds, &cause).into_response(&context)
+            ApiError::not_ready(for_seconds, &cause).into_response()
         }
     }
 }

@@ -7,7 +7,7 @@ use std::io::BufRead;
 
 use serde_json::Value as Json;
 
-use crate::io::seed::Deployment;
+use crate::model::Deployment;
 use crate::model::decode_import;
 
 /// Where a record came from, for messages: a line of NDJSON, or an item of a JSON document.
@@ -169,18 +169,13 @@ fn decode((origin, record): &(Origin, Result<Vec<u8>, String>)) -> Result<Deploy
         origin: *origin,
         reason: reason.clone(),
     })?;
-    decode_import(bytes)
-        .map(|body| Deployment {
-            event: body.entity,
-            details: body.details,
-        })
-        .map_err(|error| BadRecord {
-            origin: *origin,
-            reason: match error {
-                crate::model::BodyError::Malformed(reason)
-                | crate::model::BodyError::Invalid(reason) => reason,
-            },
-        })
+    decode_import(bytes).map_err(|error| BadRecord {
+        origin: *origin,
+        reason: match error {
+            crate::model::BodyError::Malformed(reason)
+            | crate::model::BodyError::Invalid(reason) => reason,
+        },
+    })
 }
 
 /// The events of one JSON document: an array of events, or a page with a `value` array.
@@ -225,7 +220,7 @@ fn object_bytes(item: Json) -> Result<Vec<u8>, String> {
 }
 
 /// What to do with a record that cannot be imported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
     /// Report it with its line number and import the rest.

@@ -7,21 +7,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::cli::SeedArgs;
-use crate::edm::{DateTimeOffset, Duration, Seconds, TICKS_PER_SECOND};
-use crate::model::{AUTOPILOT_EVENT, Entity, POLICY_STATUS_DETAIL, Value};
-use crate::store::{Durability, LoadKind, Store, StoreError};
-
-/// One generated deployment: the event and its policy status details.
-#[derive(Debug)]
-pub struct Deployment {
-    pub event: Entity,
-    pub details: Vec<Entity>,
-}
+use crate::edm::{DateTimeOffset, Duration, TICKS_PER_SECOND};
+use crate::model::{AUTOPILOT_EVENT, Deployment, Entity, POLICY_STATUS_DETAIL, Value};
+use crate::store::{LoadKind, Store, StoreError};
 
 /// Picks from weighted choices (weights in any unit).
 fn weighted<'a, T>(rng: &mut ChaCha8Rng, choices: &'a [(T, u32)]) -> &'a T {
@@ -156,17 +147,7 @@ const LAST_NAMES: [&str; 16] = [
 ];
 
 /// The kind of fleet history to generate.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Scenario {
     /// About 78% success, 9% failure, 5% in progress, spread over 90 days.
@@ -591,63 +572,6 @@ pub async fn seed_tenant(
     })
 }
 
-/// `graphpilot seed`, with a progress bar.
-pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
-    let end = if args.end == "now" {
-        DateTimeOffset::now()
-    } else {
-        DateTimeOffset::parse(&args.end, Seconds::Required)
-            .map_err(|reason| anyhow::anyhow!("--end '{}': {reason}", args.end))?
-    };
-    let url = Store::url_for(&args.data_dir, args.database.as_deref())?;
-    // Commits of a load need not reach the disk one by one: the load is acknowledged only at the
-    // end, after a checkpoint that does (see Store::checkpoint). The WAL keeps the file consistent.
-    let store = Store::open(&url, Durability::Normal).await?;
-    let bar = ProgressBar::new(args.count).with_style(
-        ProgressStyle::with_template(
-            "{spinner} seeding {msg} [{bar:40}] {human_pos}/{human_len} events ({per_sec}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(args.tenant.clone());
-    let clock = Instant::now();
-    let plan = SeedPlan {
-        tenant: args.tenant.clone(),
-        count: args.count,
-        seed: args.seed,
-        scenario: args.scenario,
-        end,
-    };
-    let outcome = seed_tenant(&store, &plan, |stored| {
-        bar.set_position(stored);
-        if stored == args.count {
-            bar.set_message(format!("{}: indexes, statistics, checkpoint", args.tenant));
-        }
-    })
-    .await?;
-    bar.finish_and_clear();
-    store.close().await;
-    let total = clock.elapsed().as_secs_f64();
-    println!(
-        "seeded {} events and {} policy status details into tenant '{}' in {total:.1} s \
-         (rows {:.1} s, {} {:.1} s; seed {}, scenario {:?})",
-        outcome.events,
-        outcome.details,
-        args.tenant,
-        outcome.rows_seconds,
-        if outcome.rebuilt_indexes {
-            "indexes, statistics and checkpoint"
-        } else {
-            "statistics and checkpoint"
-        },
-        total - outcome.rows_seconds,
-        args.seed,
-        args.scenario,
-    );
-    Ok(())
-}
-
 fn enum_detail(name: &str, member: &str) -> Value {
     let (_, property) = POLICY_STATUS_DETAIL.property(name).expect("detail enum");
     let crate::model::EdmType::Enum(enum_type) = property.edm else {
@@ -719,5 +643,56 @@ mod tests {
             (100..300).contains(&failures),
             "about 9% failures, got {failures}"
         );
+    }
+
+    #[tokio::test]
+    async fn bulk_loaded_entities_read_back_exactly_as_generated() {
+        use crate::model::{AUTOPILOT_EVENT, POLICY_STATUS_DETAIL};
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &Store::sqlite_url(directory.path()),
+            crate::store::Durability::Normal,
+        )
+        .await
+        .unwrap();
+        let end = crate::edm::DateTimeOffset::parse(
+            "2026-11-01T00:00:00Z",
+            crate::edm::Seconds::Required,
+        )
+        .unwrap();
+        let mut generator = FleetGenerator::new("contoso", 3, end, Scenario::MostlyHealthy);
+        let fleet: Vec<_> = (0..300).map(|_| generator.next_deployment()).collect();
+        let expected: Vec<_> = fleet
+            .iter()
+            .map(|d| {
+                let details: Vec<_> = d
+                    .details
+                    .iter()
+                    .map(|detail| detail.to_json(&POLICY_STATUS_DETAIL))
+                    .collect();
+                (
+                    d.event.id.clone(),
+                    d.event.to_json(&AUTOPILOT_EVENT),
+                    details,
+                )
+            })
+            .collect();
+        store
+            .bulk_load("contoso", fleet, LoadKind::Insert)
+            .await
+            .unwrap();
+        for (id, event, details) in expected {
+            let target = crate::store::Target::Event { id: id.clone() };
+            assert_eq!(store.get("contoso", &target).await.unwrap().body, event);
+            let stored: Vec<_> = store
+                .details_of("contoso", std::slice::from_ref(&id))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(_, detail)| detail.body)
+                .collect();
+            assert_eq!(stored, details);
+        }
+        store.close().await;
     }
 }

@@ -1,5 +1,5 @@
 //! Request bodies → typed values (api.md §6, §14). Parse, don't validate: handlers only ever see a
-//! checked [`CreateBody`] or [`PatchBody`].
+//! checked [`Deployment`] or [`PatchBody`].
 
 use std::fmt;
 
@@ -23,11 +23,13 @@ pub enum BodyError {
     Invalid(String),
 }
 
-/// A checked create body: the new entity (fresh id, defaults filled) and, for events, the policy
-/// status details given inline (deep insert).
+/// An Autopilot deployment: an event with its policy status details, as a create body with a deep
+/// insert, an import record and the seed generator give it (fresh or kept ids, defaults filled). A
+/// policy status detail's own create body decodes to one whose `event` is the detail, without
+/// details.
 #[derive(Debug)]
-pub struct CreateBody {
-    pub entity: Entity,
+pub struct Deployment {
+    pub event: Entity,
     pub details: Vec<Entity>,
 }
 
@@ -56,7 +58,7 @@ pub fn decode_create(
     schema: &EntitySchema,
     bytes: &[u8],
     allow_details: bool,
-) -> Result<CreateBody, BodyError> {
+) -> Result<Deployment, BodyError> {
     let members = parse_object(bytes)?;
     let mut details = Vec::new();
     let fresh_id = uuid::Uuid::new_v4().to_string();
@@ -68,13 +70,16 @@ pub fn decode_create(
         }
         _ => Ok(false),
     })?;
-    Ok(CreateBody { entity, details })
+    Ok(Deployment {
+        event: entity,
+        details,
+    })
 }
 
 /// Decodes one record of an import (an event as Graph or `export` writes it): like a create body
 /// with inline details, but the ids of the event and of each detail are kept, since an import
 /// upserts by id; annotations (`@odata.etag`, `policyStatusDetails@odata.context`) are skipped.
-pub fn decode_import(bytes: &[u8]) -> Result<CreateBody, BodyError> {
+pub fn decode_import(bytes: &[u8]) -> Result<Deployment, BodyError> {
     let schema = &super::AUTOPILOT_EVENT;
     let mut members = parse_object(bytes)?;
     python_durations_as_iso(schema, &mut members);
@@ -94,7 +99,10 @@ pub fn decode_import(bytes: &[u8]) -> Result<CreateBody, BodyError> {
     entity.id = id.ok_or_else(|| {
         BodyError::Invalid("An imported event needs its 'id' (imports upsert by id).".into())
     })?;
-    Ok(CreateBody { entity, details })
+    Ok(Deployment {
+        event: entity,
+        details,
+    })
 }
 
 /// Durations written as Python's `str(timedelta)` (files saved by the official Python SDK) in
@@ -568,7 +576,7 @@ mod tests {
     use super::*;
     use crate::model::AUTOPILOT_EVENT;
 
-    fn create(body: &str) -> Result<CreateBody, BodyError> {
+    fn create(body: &str) -> Result<Deployment, BodyError> {
         decode_create(&AUTOPILOT_EVENT, body.as_bytes(), true)
     }
 
@@ -581,7 +589,7 @@ mod tests {
     #[test]
     fn omitted_properties_take_their_defaults() {
         let body = create("{}").unwrap();
-        let json: Json = serde_json::from_str(&body.entity.to_json(&AUTOPILOT_EVENT)).unwrap();
+        let json: Json = serde_json::from_str(&body.event.to_json(&AUTOPILOT_EVENT)).unwrap();
         assert_eq!(json["eventDateTime"], "0001-01-01T00:00:00Z");
         assert_eq!(json["deploymentDuration"], "PT0S");
         assert_eq!(json["enrollmentType"], "unknown");
@@ -679,7 +687,7 @@ mod tests {
     #[test]
     fn stored_json_decodes_to_the_same_entity() {
         let body = create(r#"{"deviceId":"d","eventDateTime":"2016-12-31T23:56:50.5526409+03:00","deploymentDuration":"PT3M0.3227266S","deploymentState":"failure","targetedPolicyCount":3}"#).unwrap();
-        let json = body.entity.to_json(&AUTOPILOT_EVENT);
-        assert_eq!(decode_stored(&AUTOPILOT_EVENT, &json).unwrap(), body.entity);
+        let json = body.event.to_json(&AUTOPILOT_EVENT);
+        assert_eq!(decode_stored(&AUTOPILOT_EVENT, &json).unwrap(), body.event);
     }
 }

@@ -6,7 +6,7 @@ mod body;
 mod schema;
 
 pub use body::{
-    BodyError, CreateBody, PatchBody, decode_create, decode_import, decode_patch, decode_stored,
+    BodyError, Deployment, PatchBody, decode_create, decode_import, decode_patch, decode_stored,
 };
 pub use schema::{AUTOPILOT_EVENT, EdmType, EntitySchema, POLICY_STATUS_DETAIL, Property};
 

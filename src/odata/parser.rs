@@ -366,6 +366,15 @@ impl Parser {
 
 #[cfg(test)]
 mod tests {
+    /// The filter side of `fuzz_crash_91525e04` (see edm::duration): a duration literal with
+    /// huge seconds is refused, not overflowed.
+    #[test]
+    fn fuzz_crash_91525e04_a_huge_duration_literal_is_refused() {
+        assert!(
+            crate::odata::parse_filter("deplol duration'00:00:08999999999999999999.9'").is_err()
+        );
+    }
+
     use super::*;
 
     fn property(name: &str, position: usize) -> Box<Ast> {

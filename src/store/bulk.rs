@@ -12,7 +12,7 @@ use rusqlite::{CachedStatement, Connection, OpenFlags, Statement, TransactionBeh
 use super::sql::{Dialect, NewRow};
 use super::writer::new_etag;
 use super::{LoadKind, StoreError};
-use crate::io::seed::Deployment;
+use crate::model::Deployment;
 use crate::model::{AUTOPILOT_EVENT, Entity, EntitySchema, POLICY_STATUS_DETAIL, Value};
 
 /// A writing connection to one SQLite file, opened on first use.

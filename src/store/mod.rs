@@ -11,9 +11,6 @@ pub mod sql;
 mod transaction;
 mod writer;
 
-#[cfg(test)]
-mod filter_oracle_tests;
-
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -99,7 +96,7 @@ pub enum LoadKind {
 }
 
 /// How durable an acknowledged write is (see docs/storage.md).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
     /// Survives process crashes and power loss: the WAL is fsynced at every commit.
     Full,
@@ -735,7 +732,7 @@ impl Store {
     pub async fn bulk_load(
         &self,
         tenant: &str,
-        deployments: Vec<crate::io::seed::Deployment>,
+        deployments: Vec<crate::model::Deployment>,
         kind: LoadKind,
     ) -> Result<(), StoreError> {
         if let Some(loader) = &self.bulk_loader {
@@ -1005,55 +1002,5 @@ mod bulk_load_tests {
         let reopened = Store::open(&url, Durability::Normal).await.unwrap();
         assert_eq!(index_names(&reopened).await, all);
         reopened.close().await;
-    }
-
-    #[tokio::test]
-    async fn bulk_loaded_entities_read_back_exactly_as_generated() {
-        use crate::io::seed::FleetGenerator;
-        use crate::model::{AUTOPILOT_EVENT, POLICY_STATUS_DETAIL};
-        let directory = tempfile::tempdir().unwrap();
-        let store = Store::open(&Store::sqlite_url(directory.path()), Durability::Normal)
-            .await
-            .unwrap();
-        let end = crate::edm::DateTimeOffset::parse(
-            "2026-11-01T00:00:00Z",
-            crate::edm::Seconds::Required,
-        )
-        .unwrap();
-        let mut generator =
-            FleetGenerator::new("contoso", 3, end, crate::io::seed::Scenario::MostlyHealthy);
-        let fleet: Vec<_> = (0..300).map(|_| generator.next_deployment()).collect();
-        let expected: Vec<_> = fleet
-            .iter()
-            .map(|d| {
-                let details: Vec<_> = d
-                    .details
-                    .iter()
-                    .map(|detail| detail.to_json(&POLICY_STATUS_DETAIL))
-                    .collect();
-                (
-                    d.event.id.clone(),
-                    d.event.to_json(&AUTOPILOT_EVENT),
-                    details,
-                )
-            })
-            .collect();
-        store
-            .bulk_load("contoso", fleet, LoadKind::Insert)
-            .await
-            .unwrap();
-        for (id, event, details) in expected {
-            let target = Target::Event { id: id.clone() };
-            assert_eq!(store.get("contoso", &target).await.unwrap().body, event);
-            let stored: Vec<_> = store
-                .details_of("contoso", std::slice::from_ref(&id))
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|(_, detail)| detail.body)
-                .collect();
-            assert_eq!(stored, details);
-        }
-        store.close().await;
     }
 }

@@ -506,7 +506,7 @@ pub struct NewRow<'a> {
     pub etag: &'a str,
 }
 
-/// An app registration of the token endpoint (see [`crate::auth::apps`]).
+/// An app registration of the Entra-shaped token endpoint (client id, tenant, secret hash).
 #[derive(Clone, Debug, PartialEq)]
 pub struct AppRegistration {
     pub client_id: String,

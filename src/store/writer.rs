@@ -16,7 +16,7 @@ use super::health::Health;
 use super::sql::{self, Dialect, NewRow, Target};
 use super::transaction::Tx;
 use super::{LoadKind, StoreError, StoredEntity};
-use crate::io::seed::Deployment;
+use crate::model::Deployment;
 use crate::model::{AUTOPILOT_EVENT, Entity, POLICY_STATUS_DETAIL, PatchBody, decode_stored};
 
 /// The most writes one transaction takes.

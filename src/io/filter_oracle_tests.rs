@@ -1,15 +1,17 @@
 //! Property test: random `$filter` texts over a realistic fleet select the same events through
 //! SQL (SQLite) as through a small in-memory evaluator of the bound predicate, written from the
-//! OData rules independently of the SQL lowering.
+//! OData rules independently of the SQL lowering. It lives in `io` because the seed generator
+//! makes its fleet; what it tests is the store's filter lowering.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use super::{Collection, Durability, Listing, Store};
 use crate::edm::{DateTimeOffset, Seconds};
-use crate::io::seed::{Deployment, FleetGenerator};
+use crate::io::seed::FleetGenerator;
+use crate::model::Deployment;
 use crate::model::{AUTOPILOT_EVENT, Entity, Value};
 use crate::odata::{Column, CompareOp, Operand, Predicate, Scalar, StringFunction, bind_filter};
+use crate::store::{Collection, Durability, Listing, Store};
 
 fn scalar_of(entity: &Entity, column: &Column) -> Scalar {
     if column.column == "id" {

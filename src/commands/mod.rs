@@ -1,0 +1,53 @@
+//! One file per subcommand: each turns its parsed flags into calls on the layers below (app, io,
+//! store, auth) and prints what a person needs. [`run`] dispatches.
+
+mod app;
+mod cert;
+mod export;
+mod import;
+mod requests;
+mod reset;
+mod seed;
+mod serve;
+mod token;
+
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::{Command, StorageArgs};
+use crate::store::{Durability, Store};
+
+/// Runs one subcommand to its end.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve::run(args),
+        Command::Token(args) => token::run(args),
+        Command::Seed(args) => block_on(seed::run(args)),
+        Command::App(command) => app::run(command),
+        Command::Import(args) => block_on(import::run(args)),
+        Command::Export(args) => block_on(export::run(args)),
+        Command::Reset(args) => block_on(reset::run(args)),
+        Command::Requests(args) => block_on(requests::run(args)),
+        Command::Cert(args) => cert::run(args),
+    }
+}
+
+fn block_on(work: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(work)
+}
+
+/// The store of a command's `--data-dir` / `--database`.
+async fn open_store(storage: &StorageArgs, durability: Durability) -> anyhow::Result<Arc<Store>> {
+    let url = Store::url_for(&storage.data_dir, storage.database.as_deref())?;
+    Store::open(&url, durability).await
+}
+
+/// A progress bar on standard error (indicatif hides it when that is not a terminal).
+fn bar(length: u64, template: &str) -> ProgressBar {
+    ProgressBar::new(length).with_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    )
+}
