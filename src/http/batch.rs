@@ -326,8 +326,14 @@ fn step_request(
         ))
     })?;
     request.extensions_mut().insert(context.clone());
+    request.extensions_mut().insert(BatchStep);
     Ok(request)
 }
+
+/// Marks a request as a step of a batch: the dispatcher refuses to route one to the batch
+/// endpoint, however its URL spelled it (`%24batch`, other case, absolute, with a version).
+#[derive(Clone, Copy, Debug)]
+pub struct BatchStep;
 
 /// `{id, status, headers, body}` of one step: JSON bodies as JSON, others base64-encoded.
 async fn step_answer(id: &str, response: Response) -> Json {

@@ -141,6 +141,11 @@ async fn answer(
         }
     }
     if matches!(route, Ok(Route::Batch)) {
+        if parts.extensions.get::<batch::BatchStep>().is_some() {
+            return Err(ApiError::bad_request(
+                "A batch cannot contain another batch.",
+            ));
+        }
         // Not throttled or authorised as a whole: each step is, on its own.
         check_method(&parts.method, &Route::Batch)?;
         let context = RequestContext::of(&parts.extensions);

@@ -175,11 +175,14 @@ fn resolve_select(
     let Some(names) = names else {
         return Ok(None);
     };
-    if names.iter().any(|name| name == "*") {
-        return Ok(None);
-    }
+    // Every item must be a property (or `*`), whatever else the list holds: `*,foo` is refused.
     let mut selected = Vec::new();
+    let mut everything = false;
     for name in names {
+        if name == "*" {
+            everything = true;
+            continue;
+        }
         let canonical =
             if std::ptr::eq(schema, &AUTOPILOT_EVENT) && name.eq_ignore_ascii_case(DETAILS) {
                 DETAILS
@@ -197,7 +200,7 @@ fn resolve_select(
             selected.push(canonical);
         }
     }
-    Ok(Some(selected))
+    Ok((!everything).then_some(selected))
 }
 
 /// Writes an entity with `@odata.etag`, `@odata.type`, `id` and the selected properties.

@@ -80,6 +80,61 @@ fn sha256(text: &str) -> String {
 }
 
 #[tokio::test]
+async fn bad_admin_query_and_path_values_are_judged_only_after_the_caller() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app);
+    for (method, path) in [
+        (reqwest::Method::GET, "/graphpilot/requests?top=lots"),
+        (reqwest::Method::GET, "/graphpilot/requests?status=999999"),
+        (reqwest::Method::GET, "/graphpilot/requests?after=-1"),
+        (
+            reqwest::Method::POST,
+            "/graphpilot/tenants/contoso/import?onError=sometimes",
+        ),
+        (reqwest::Method::POST, "/graphpilot/tenants/%FF%FE/seed"),
+        (reqwest::Method::DELETE, "/graphpilot/faults/%FF"),
+    ] {
+        let url = format!("{}{path}", app.base());
+        let anonymous = app
+            .client
+            .request(method.clone(), &url)
+            .send()
+            .await
+            .unwrap();
+        assert_graph_error(anonymous, 401, "InvalidAuthenticationToken").await;
+        let graph = app
+            .client
+            .request(method.clone(), &url)
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .unwrap();
+        assert_graph_error(graph, 403, "Forbidden").await;
+        let admitted = app
+            .client
+            .request(method, &url)
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let status = admitted.status().as_u16();
+        assert!(status == 400 || status == 404, "{path}: {status}");
+        assert_graph_error(
+            admitted,
+            status,
+            if status == 400 {
+                "BadRequest"
+            } else {
+                "ResourceNotFound"
+            },
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
 async fn admin_endpoints_refuse_graph_tokens_and_missing_ones() {
     let app = spawn_app().await;
     for (method, path) in [

@@ -201,3 +201,50 @@ async fn a_batch_cannot_hold_a_batch_and_absolute_urls_use_their_path() {
     assert_eq!(step(&answer, "2")["status"], 200, "{answer}");
     assert!(step(&answer, "2")["body"]["value"].is_array());
 }
+
+#[tokio::test]
+async fn a_batch_step_never_reaches_the_batch_endpoint_however_its_url_is_spelled() {
+    let app = spawn_app().await;
+    let inner = json!({"requests": [{"id": "a", "method": "GET", "url": "/deviceManagement/autopilotEvents"}]});
+    let spellings = [
+        "/$batch",
+        "$batch",
+        "/%24batch",
+        "/%24BATCH",
+        "/$Batch",
+        "/beta/$batch",
+        "/beta/%24batch",
+        "/v1.0/$batch",
+        "https://graph.microsoft.com/beta/$batch",
+        "https://graph.microsoft.com/beta/%24batch",
+        "/$batch?x=1",
+    ];
+    let requests: Vec<Value> = spellings
+        .iter()
+        .enumerate()
+        .map(|(index, url)| {
+            json!({"id": index.to_string(), "method": "POST", "url": url,
+                   "headers": {"Content-Type": "application/json"}, "body": inner})
+        })
+        .collect();
+    let answer: Value = batch(&app, &app.token, &json!({"requests": requests}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    for (index, url) in spellings.iter().enumerate() {
+        let answered = step(&answer, &index.to_string());
+        assert!(
+            answered["status"] == 400 || answered["status"] == 404,
+            "{url}: {answered}"
+        );
+        assert!(
+            answered["body"]["error"]["code"].is_string(),
+            "{url}: {answered}"
+        );
+        assert!(
+            answered["body"]["responses"].is_null(),
+            "{url} ran a nested batch"
+        );
+    }
+}

@@ -483,3 +483,28 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn a_select_list_with_any_item_that_is_not_a_property_is_refused() {
+    let app = spawn_app().await;
+    app.create_event(json!({"deviceSerialNumber": "SN-SELECT"}))
+        .await;
+    for select in [
+        "*,foo",
+        "foo,*",
+        "id,foo",
+        "deviceSerialNumber,nope",
+        "*,",
+        ",*",
+        "*,*,bogus",
+    ] {
+        let url = format!("{}?$select={select}", app.events_url());
+        let response = app.get(&url).await;
+        let message = assert_graph_error(response, 400, "BadRequest").await;
+        assert!(!message.is_empty(), "{select}");
+    }
+    for select in ["*", "*,id", "id,deviceSerialNumber", "deviceSerialNumber,*"] {
+        let url = format!("{}?$select={select}", app.events_url());
+        assert_eq!(app.get(&url).await.status(), 200, "{select}");
+    }
+}
