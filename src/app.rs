@@ -73,6 +73,7 @@ impl App {
         if config.embedded {
             refuse_read_only(&config.data_dir)?;
         }
+        crate::http::metrics::install();
         let url = &config.database;
         let store = Store::open_with_readers(
             url,
@@ -112,6 +113,7 @@ impl App {
                     faults: config.faults,
                     body_timeout: config.body_timeout,
                     request_timeout: config.request_timeout,
+                    metrics_need_token: config.metrics_need_token,
                 },
             )),
             database,

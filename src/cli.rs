@@ -281,6 +281,10 @@ pub struct ServeArgs {
     #[arg(long, env = "GRAPHPILOT_REQUEST_TIMEOUT", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout: u64,
+    /// Serve GET /metrics (Prometheus text) only to tokens with the graphpilot.Admin role
+    /// (`graphpilot token --admin`); without this flag it needs no token.
+    #[arg(long, env = "GRAPHPILOT_METRICS_TOKEN")]
+    pub metrics_token: bool,
     /// Seconds a client may take to send a request's body (408 beyond).
     #[arg(long, env = "GRAPHPILOT_BODY_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]

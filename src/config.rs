@@ -33,6 +33,7 @@ pub struct ServeConfig {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub request_timeout: Duration,
+    pub metrics_need_token: bool,
     pub log_format: LogFormat,
 }
 
@@ -80,6 +81,7 @@ impl ServeConfig {
             header_timeout: Duration::from_secs(args.header_timeout),
             body_timeout: Duration::from_secs(args.body_timeout),
             request_timeout: Duration::from_secs(args.request_timeout),
+            metrics_need_token: args.metrics_token,
             log_format: args.log_format,
         })
     }

@@ -98,6 +98,34 @@ pub fn stamp(response: &mut Response, context: &RequestContext) {
     *response = rendered;
 }
 
+/// Our own routes' templates as `'static` labels.
+fn own_template(matched: &str) -> Option<&'static str> {
+    const OWN: [&str; 14] = [
+        "/healthz",
+        "/livez",
+        "/metrics",
+        "/{tenant}/oauth2/v2.0/token",
+        "/{tenant}/v2.0/.well-known/openid-configuration",
+        "/{tenant}/discovery/v2.0/keys",
+        "/common/discovery/instance",
+        "/graphpilot/openapi.json",
+        "/graphpilot/requests",
+        "/graphpilot/faults",
+        "/graphpilot/faults/{id}",
+        "/graphpilot/tenants",
+        "/graphpilot/tenants/{tenant}",
+        "/graphpilot/tenants/{tenant}/seed",
+    ];
+    const MORE: [&str; 2] = [
+        "/graphpilot/tenants/{tenant}/export",
+        "/graphpilot/tenants/{tenant}/import",
+    ];
+    OWN.iter()
+        .chain(MORE.iter())
+        .find(|own| **own == matched)
+        .copied()
+}
+
 /// Admin bulk work (seed, import, export, reset of whole tenants) runs for as long as it takes.
 fn is_unbounded(path: &str) -> bool {
     path.starts_with("/graphpilot/tenants")
@@ -120,6 +148,11 @@ pub async fn with_request_context(
     request.extensions_mut().insert(caller.clone());
     let span = tracing::info_span!("request", request_id = %context.request_id);
     let method = request.method().clone();
+    // Our own paths' templates (Graph's come back with the response).
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .and_then(|matched| own_template(matched.as_str()));
     let path = request.uri().path().to_string();
     let query = request.uri().query().map(str::to_string);
     let clock = Instant::now();
@@ -142,9 +175,22 @@ pub async fn with_request_context(
             .await
     };
     stamp(&mut response, &context);
-    let latency_ms = clock.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = clock.elapsed().as_secs_f64();
+    let latency_ms = elapsed * 1000.0;
     let status = response.status().as_u16();
     let faulted = response.extensions().get::<Faulted>().is_some();
+    let template = response
+        .extensions()
+        .get::<super::graph::RouteTemplate>()
+        .map(|template| template.0)
+        .or(route)
+        .unwrap_or("other");
+    super::metrics::record_request(template, method.as_str(), status, elapsed);
+    if faulted {
+        super::metrics::record_refusal(template, "faulted");
+    } else if status == 429 {
+        super::metrics::record_refusal(template, "throttled");
+    }
     let (tenant, app) = caller.get().unzip();
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&context.request_id) {

@@ -37,15 +37,33 @@ pub const MAX_QUERY_BYTES: usize = 32 * 1024;
 
 /// Entry point for every path that is not one of the server's own (`/healthz`).
 pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let template = route_template(request.uri().path());
     // A panic is a bug of ours: answer 500 in Graph's shape instead of dropping the connection.
-    match AssertUnwindSafe(handle(&state, request))
+    let mut response = match AssertUnwindSafe(handle(&state, request))
         .catch_unwind()
         .await
     {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => error.into_response(),
         Err(_) => ApiError::internal(&"a request handler panicked").into_response(),
+    };
+    response.extensions_mut().insert(RouteTemplate(template));
+    response
+}
+
+/// The route template of a response, for metrics (a response extension).
+#[derive(Clone, Copy, Debug)]
+pub struct RouteTemplate(pub &'static str);
+
+/// The template of a path under the service root; `other` for anything that is not a route.
+fn route_template(path: &str) -> &'static str {
+    let mut segments = path.split('/').skip(1);
+    let root = segments.next().unwrap_or("");
+    if !root.eq_ignore_ascii_case("beta") {
+        return "other";
     }
+    let rest: Vec<&str> = segments.collect();
+    routes::parse(&rest).map_or("other", |route| route.template())
 }
 
 async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError> {

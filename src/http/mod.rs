@@ -11,6 +11,7 @@ mod graph;
 mod identity;
 pub mod journal;
 mod metadata;
+pub mod metrics;
 mod query;
 mod response;
 mod routes;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// How long a request may take in all (see [`context::with_request_context`]).
     pub request_timeout: std::time::Duration,
+    /// Whether `/metrics` needs a `graphpilot.Admin` token.
+    pub metrics_need_token: bool,
 }
 
 /// How a server behaves towards its clients (from `serve`'s flags).
@@ -62,6 +65,7 @@ pub struct Settings {
     pub faults: faults::Faults,
     pub body_timeout: std::time::Duration,
     pub request_timeout: std::time::Duration,
+    pub metrics_need_token: bool,
 }
 
 impl AppState {
@@ -83,6 +87,7 @@ impl AppState {
             faults: settings.faults,
             body_timeout: settings.body_timeout,
             request_timeout: settings.request_timeout,
+            metrics_need_token: settings.metrics_need_token,
         }
     }
 }
@@ -91,6 +96,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
+        .route("/metrics", get(metrics::scrape))
         .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",

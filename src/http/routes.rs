@@ -19,6 +19,25 @@ pub enum Route {
 }
 
 impl Route {
+    /// The route's template, for metrics labels (never the ids themselves: one series a route).
+    pub fn template(&self) -> &'static str {
+        match self {
+            Route::ServiceDocument => "/beta",
+            Route::Metadata => "/beta/$metadata",
+            Route::Batch => "/beta/$batch",
+            Route::Events => "/beta/deviceManagement/autopilotEvents",
+            Route::EventsCount => "/beta/deviceManagement/autopilotEvents/$count",
+            Route::Event(_) => "/beta/deviceManagement/autopilotEvents/{id}",
+            Route::Details(_) => "/beta/deviceManagement/autopilotEvents/{id}/policyStatusDetails",
+            Route::DetailsCount(_) => {
+                "/beta/deviceManagement/autopilotEvents/{id}/policyStatusDetails/$count"
+            }
+            Route::Detail(..) => {
+                "/beta/deviceManagement/autopilotEvents/{id}/policyStatusDetails/{detailId}"
+            }
+        }
+    }
+
     /// The methods this route answers.
     pub fn allowed_methods(&self) -> &'static [&'static str] {
         match self {

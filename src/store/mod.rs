@@ -321,8 +321,16 @@ impl Store {
     pub async fn get(&self, tenant: &str, target: &Target) -> Result<StoredEntity, StoreError> {
         let generation = match &self.cache {
             Some(cache) => match cache.get(tenant, target) {
-                Some(entity) => return Ok(entity),
-                None => Some(cache.generation()),
+                Some(entity) => {
+                    metrics::counter!("graphpilot_entity_cache_total", "result" => "hit")
+                        .increment(1);
+                    return Ok(entity);
+                }
+                None => {
+                    metrics::counter!("graphpilot_entity_cache_total", "result" => "miss")
+                        .increment(1);
+                    Some(cache.generation())
+                }
             },
             None => None,
         };
@@ -789,6 +797,7 @@ impl Store {
             op,
             reply,
             claim: claim.clone(),
+            span: tracing::Span::current(),
         });
         let stopped = |_| StoreError::Internal(anyhow::anyhow!("the writer has stopped"));
         let dropped = |_| StoreError::Internal(anyhow::anyhow!("the writer dropped a write"));
@@ -829,6 +838,11 @@ impl Store {
             self.health.observe(error);
         }
         result
+    }
+
+    /// The read pool's open and idle connections, for metrics.
+    pub fn reader_pool_state(&self) -> (u32, usize) {
+        (self.readers.size(), self.readers.num_idle())
     }
 
     /// Whether the database answers, for readiness (`/healthz`).

@@ -60,6 +60,8 @@ pub struct WriteJob {
     pub op: WriteOp,
     pub reply: oneshot::Sender<Result<StoredEntity, StoreError>>,
     pub claim: Arc<Claim>,
+    /// The span of the request that sent it: the writer's log lines about it carry its ids.
+    pub span: tracing::Span,
 }
 
 /// Who decides a queued write's fate: the writer when it takes the write into a batch, or the
@@ -141,10 +143,13 @@ async fn commit_batch(
     jobs: Vec<WriteJob>,
 ) {
     // The database is known to be down: refuse at once rather than wait for a connection.
+    let waited = std::time::Instant::now();
     let begun = match health.check() {
         Ok(()) => Tx::begin(pool, dialect).await,
         Err(down) => Err(down),
     };
+    metrics::histogram!("graphpilot_writer_connection_wait_seconds")
+        .record(waited.elapsed().as_secs_f64());
     let transaction = match begun {
         Ok(transaction) => transaction,
         Err(error) => {
@@ -157,16 +162,39 @@ async fn commit_batch(
     };
     // Only now, with a transaction open, are the writes taken: one whose request gave up while
     // the connection was awaited (its deadline passed) is never applied.
+    let mut spans = Vec::with_capacity(jobs.len());
     let (ops, replies): (Vec<_>, Vec<_>) = jobs
         .into_iter()
         .filter(|job| !job.reply.is_closed() && job.claim.start())
-        .map(|job| (job.op, job.reply))
+        .map(|job| {
+            spans.push(job.span);
+            (job.op, job.reply)
+        })
         .unzip();
     if ops.is_empty() {
         transaction.rollback().await;
         return;
     }
+    let committing = std::time::Instant::now();
     let outcomes = batch_outcomes(dialect, pool, cache, health, transaction, &ops).await;
+    metrics::histogram!("graphpilot_write_batch_size").record(ops.len() as f64);
+    metrics::histogram!("graphpilot_write_commit_duration_seconds")
+        .record(committing.elapsed().as_secs_f64());
+    for outcome in &outcomes {
+        let kind = match outcome {
+            Ok(_) | Err(StoreError::NotFound | StoreError::PreconditionFailed) => continue,
+            Err(StoreError::Full(_)) => "full",
+            Err(StoreError::Unavailable(_)) => "unavailable",
+            Err(StoreError::OutcomeUnknown(_)) => "unknown",
+            Err(StoreError::Internal(_)) => "internal",
+        };
+        metrics::counter!("graphpilot_write_failures_total", "kind" => kind).increment(1);
+    }
+    for (span, outcome) in spans.iter().zip(&outcomes) {
+        if let Err(error @ StoreError::Internal(_)) = outcome {
+            tracing::error!(parent: span, error = %error, writes = ops.len(), "a write failed in the writer");
+        }
+    }
     if outcomes.iter().any(Result::is_ok) {
         health.wrote();
     }
@@ -243,9 +271,6 @@ async fn batch_outcomes(
         Err(failure) => {
             let error = failure.into_store_error();
             health.observe(&error);
-            if !error.is_transient() {
-                tracing::error!(error = %error, writes = ops.len(), "a write batch failed");
-            }
             ops.iter().map(|_| Err(same_error(&error))).collect()
         }
     }

@@ -11,6 +11,7 @@ mod faults;
 mod helpers;
 mod hostile;
 mod identity;
+mod metrics;
 mod nodes;
 mod odata;
 mod paging;
