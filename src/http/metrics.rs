@@ -34,7 +34,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                         &BATCH_BUCKETS,
                     )
                 });
-            match builder.and_then(|builder| builder.install_recorder().map_err(Into::into)) {
+            match builder.and_then(|builder| builder.install_recorder()) {
                 Ok(handle) => Some(handle),
                 Err(error) => {
                     tracing::warn!(error = %error, "metrics are off: cannot install the recorder");
