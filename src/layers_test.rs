@@ -120,7 +120,7 @@ fn upward_references(root: &Path, order: &[String]) -> Vec<String> {
     wrong
 }
 
-/// Pairs of sibling files (not `mod.rs`) that use each other through `super::`.
+/// Cycles among sibling files (not `mod.rs`) that use each other through `super::`.
 fn sibling_cycles(root: &Path) -> Vec<String> {
     let src = root.join("src");
     let mut files = Vec::new();
@@ -139,15 +139,27 @@ fn sibling_cycles(root: &Path) -> Vec<String> {
             }
         }
     }
+    // A cycle of any length: a file that reaches itself again through its siblings.
     let mut cycles = Vec::new();
-    for (file, targets) in &uses {
-        for target in targets {
-            if file < target && uses.get(target).is_some_and(|back| back.contains(file)) {
-                cycles.push(format!(
-                    "{} <-> {}",
-                    file.strip_prefix(root).unwrap().display(),
-                    target.strip_prefix(root).unwrap().display()
-                ));
+    for start in uses.keys() {
+        let mut stack = vec![(start.clone(), vec![start.clone()])];
+        let mut seen = BTreeSet::new();
+        while let Some((file, path)) = stack.pop() {
+            for next in uses.get(&file).into_iter().flatten() {
+                if next == start {
+                    // Reported once, from its smallest file.
+                    if path.iter().all(|member| member >= start) {
+                        let names: Vec<String> = path
+                            .iter()
+                            .map(|member| member.strip_prefix(root).unwrap().display().to_string())
+                            .collect();
+                        cycles.push(names.join(" -> "));
+                    }
+                } else if seen.insert(next.clone()) {
+                    let mut longer = path.clone();
+                    longer.push(next.clone());
+                    stack.push((next.clone(), longer));
+                }
             }
         }
     }

@@ -181,7 +181,7 @@ pub async fn with_request_context(
     let faulted = response.extensions().get::<Faulted>().is_some();
     let template = response
         .extensions()
-        .get::<super::graph::RouteTemplate>()
+        .get::<super::routes::RouteTemplate>()
         .map(|template| template.0)
         .or(route)
         .unwrap_or("other");

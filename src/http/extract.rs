@@ -8,8 +8,8 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
+use super::caller::authenticate;
 use super::error::ApiError;
-use super::graph::authenticate;
 use super::journal::Caller;
 use crate::auth::ADMIN_ROLE;
 

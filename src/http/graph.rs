@@ -8,30 +8,27 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::Response;
 use futures_util::FutureExt;
-use http_body_util::BodyExt;
 
 use super::AppState;
 use super::batch;
+use super::body::{drain, read_json_body};
+use super::caller::authenticate;
 use super::context::RequestContext;
 use super::error::ApiError;
 use super::faults::FaultAction;
 use super::journal::{Caller, Faulted};
 use super::metadata;
-use super::query::ResolvedQuery;
-use super::response::{empty_response, entity_response, json_response, json_string, text_response};
+use super::resources::Call;
+use super::response::json_response;
 use super::routes::{self, Route};
 use super::throttle::now_ms;
-use crate::auth::{Access, Principal};
-use crate::model::{AUTOPILOT_EVENT, BodyError, POLICY_STATUS_DETAIL, decode_create, decode_patch};
-use crate::odata::{QueryOptions, parse_query};
-use crate::store::{Collection, Listing, PageRow, StoreError, StoredEntity, Target};
+use crate::auth::Access;
+use crate::model::{AUTOPILOT_EVENT, POLICY_STATUS_DETAIL};
 
-/// The largest request body accepted (api.md §6).
-pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// The longest query string accepted (api.md §14).
 pub const MAX_QUERY_BYTES: usize = 32 * 1024;
 
@@ -47,13 +44,11 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> R
         Ok(Err(error)) => error.into_response(),
         Err(_) => ApiError::internal(&"a request handler panicked").into_response(),
     };
-    response.extensions_mut().insert(RouteTemplate(template));
+    response
+        .extensions_mut()
+        .insert(routes::RouteTemplate(template));
     response
 }
-
-/// The route template of a response, for metrics (a response extension).
-#[derive(Clone, Copy, Debug)]
-pub struct RouteTemplate(pub &'static str);
 
 /// The template of a path under the service root; `other` for anything that is not a route.
 fn route_template(path: &str) -> &'static str {
@@ -74,26 +69,6 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         drain(&parts, unread, state.body_timeout).await;
     }
     answer
-}
-
-/// Reads and drops a body the answer did not need (a 401, 403, 429 or injected fault to a POST):
-/// the connection then stays usable for the client's next request, where an unread body would
-/// make it close under the client's feet. Bodies declared over the limit are not read; their
-/// connection closes.
-async fn drain(parts: &Parts, body: Body, body_timeout: std::time::Duration) {
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return;
-    }
-    let _ = tokio::time::timeout(
-        body_timeout,
-        http_body_util::Limited::new(body, MAX_BODY_BYTES).collect(),
-    )
-    .await;
 }
 
 /// The answer to a request under the service root; takes `body` out when it reads it.
@@ -264,37 +239,6 @@ fn check_method(method: &Method, route: &Route) -> Result<(), ApiError> {
     }
 }
 
-/// Exactly one `Authorization: Bearer <token>` header, verified.
-pub(super) fn authenticate(state: &AppState, parts: &Parts) -> Result<Arc<Principal>, ApiError> {
-    let mut headers = parts.headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = headers.next() else {
-        return Err(ApiError::unauthenticated("Access token is empty."));
-    };
-    if headers.next().is_some() {
-        return Err(ApiError::unauthenticated(
-            "More than one Authorization header was sent; send exactly one.",
-        ));
-    }
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::unauthenticated("The Authorization header is not ASCII."))?;
-    let token = match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("Bearer") => token.trim(),
-        _ => {
-            return Err(ApiError::unauthenticated(
-                "The Authorization header must be 'Bearer <access token>'.",
-            ));
-        }
-    };
-    if token.is_empty() {
-        return Err(ApiError::unauthenticated("Access token is empty."));
-    }
-    state
-        .verifier
-        .verify(token)
-        .map_err(|error| ApiError::unauthenticated(error.0))
-}
-
 /// `{scheme}://{host}/beta` as the client addressed us.
 fn service_root(parts: &Parts, scheme: &str) -> String {
     format!("{}/beta", RequestContext::origin(parts, scheme))
@@ -306,380 +250,4 @@ fn service_document(base: &str) -> Response {
         "value": [{"name": "deviceManagement", "kind": "Singleton", "url": "deviceManagement"}]
     });
     json_response(StatusCode::OK, body.to_string())
-}
-
-/// What every handler needs to know about the request.
-struct Call<'a> {
-    state: &'a AppState,
-    tenant: &'a str,
-    base: &'a str,
-    parts: &'a Parts,
-}
-
-impl Call<'_> {
-    fn options(&self) -> Result<QueryOptions, ApiError> {
-        parse_query(self.parts.uri.query()).map_err(ApiError::bad_request)
-    }
-
-    /// 404 unless the event that owns a details collection exists.
-    async fn require_event(&self, event_id: &str) -> Result<(), ApiError> {
-        match self.state.store.event_exists(self.tenant, event_id).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(ApiError::not_found(
-                &AUTOPILOT_EVENT.qualified_name(),
-                event_id,
-            )),
-            Err(error) => Err(internal(error)),
-        }
-    }
-
-    /// GET on a collection: one page, filtered and ordered as asked, with a keyset `$skiptoken`
-    /// next link when more rows follow (api.md §7, §8).
-    async fn list(&self, route: &Route) -> Result<Response, ApiError> {
-        let collection = route.collection().expect("collection route");
-        if let Collection::Details { event_id } = &collection {
-            self.require_event(event_id).await?;
-        }
-        let options = self.options()?;
-        let query = ResolvedQuery::resolve(collection.schema(), &options)?;
-        let page_size = options.top.unwrap_or(self.state.page_size);
-        let scope = format!(
-            "{}\n{}\n{}",
-            self.tenant,
-            routes::collection_path(&collection),
-            options.carried.join("&")
-        );
-        let after = match &options.skiptoken {
-            Some(token) => Some(
-                self.state
-                    .skiptokens
-                    .open(&scope, token)
-                    .and_then(|cursor| query.cursor_from_json(&cursor))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "The $skiptoken is invalid, or was issued for another tenant or query; start again from the first page.",
-                        )
-                    })?,
-            ),
-            None => None,
-        };
-        // The offset applies to the first page only; next links continue from the cursor.
-        let skip = if after.is_some() {
-            0
-        } else {
-            options.skip.unwrap_or(0)
-        };
-        let store = &self.state.store;
-        let mut rows = store
-            .page(
-                self.tenant,
-                &Listing {
-                    collection: &collection,
-                    filter: query.filter.as_ref(),
-                    order: &query.order,
-                    after: after.as_deref(),
-                    skip,
-                    limit: page_size + 1,
-                },
-            )
-            .await
-            .map_err(internal)?;
-        let next_cursor = if rows.len() as u64 > page_size {
-            rows.truncate(page_size as usize);
-            rows.last()
-                .map(|row| ResolvedQuery::cursor_json(&row.cursor))
-        } else {
-            None
-        };
-        let details = self.expanded_details(&query, &rows).await?;
-        let mut body = String::with_capacity(rows.len() * 1400 + 256);
-        body.push_str("{\"@odata.context\":");
-        body.push_str(&json_string(&format!(
-            "{}/$metadata#{}{}",
-            self.base,
-            routes::collection_path(&collection),
-            query.context_suffix()
-        )));
-        if options.count {
-            let total = store
-                .count(self.tenant, &collection, query.filter.as_ref())
-                .await
-                .map_err(internal)?;
-            body.push_str(&format!(",\"@odata.count\":{total}"));
-        }
-        if let Some(cursor) = next_cursor {
-            let token = self.state.skiptokens.issue(&scope, &cursor);
-            let mut carried = options.carried.clone();
-            carried.push(format!("$skiptoken={token}"));
-            let next = format!(
-                "{}{}?{}",
-                self.base,
-                &self.parts.uri.path()[5..],
-                carried.join("&")
-            );
-            body.push_str(",\"@odata.nextLink\":");
-            body.push_str(&json_string(&next));
-        }
-        body.push_str(",\"value\":[");
-        for (index, row) in rows.iter().enumerate() {
-            if index > 0 {
-                body.push(',');
-            }
-            let inline = details.as_ref().map(|all| {
-                all.iter()
-                    .filter(|(event_id, _)| *event_id == row.id)
-                    .map(|(_, detail)| detail)
-                    .collect::<Vec<_>>()
-            });
-            query.render(&mut body, &row.entity, inline.as_deref())?;
-        }
-        body.push_str("]}");
-        Ok(json_response(StatusCode::OK, body))
-    }
-
-    /// The details of the listed events when `$expand` asks for them.
-    async fn expanded_details(
-        &self,
-        query: &ResolvedQuery,
-        rows: &[PageRow],
-    ) -> Result<Option<Vec<(String, StoredEntity)>>, ApiError> {
-        if query.expand.is_none() {
-            return Ok(None);
-        }
-        let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
-        let details = self
-            .state
-            .store
-            .details_of(self.tenant, &ids)
-            .await
-            .map_err(internal)?;
-        Ok(Some(details))
-    }
-
-    /// `/$count`: the number of matches (honouring `$filter`) as text/plain.
-    async fn count(&self, route: &Route) -> Result<Response, ApiError> {
-        let collection = route.collection().expect("collection route");
-        if let Collection::Details { event_id } = &collection {
-            self.require_event(event_id).await?;
-        }
-        let options = self.options()?;
-        let query = ResolvedQuery::resolve(collection.schema(), &options)?;
-        let total = self
-            .state
-            .store
-            .count(self.tenant, &collection, query.filter.as_ref())
-            .await
-            .map_err(internal)?;
-        Ok(text_response(total.to_string()))
-    }
-
-    /// GET of one entity, with `$select` and `$expand` applied.
-    async fn get(&self, route: &Route) -> Result<Response, ApiError> {
-        let target = route.target().expect("entity route");
-        let schema = target.schema();
-        if let Target::Detail { event_id, .. } = &target {
-            self.require_event(event_id).await?;
-        }
-        let entity = self
-            .state
-            .store
-            .get(self.tenant, &target)
-            .await
-            .map_err(|error| ApiError::from_store(error, &schema.qualified_name(), target.id()))?;
-        let options = self.options()?;
-        let query = ResolvedQuery::resolve(schema, &options)?;
-        let context_url = format!(
-            "{}/$metadata#{}{}/$entity",
-            self.base,
-            routes::collection_path(&collection_of(&target)),
-            query.context_suffix()
-        );
-        if query.select.is_none() && query.expand.is_none() {
-            return Ok(entity_response(StatusCode::OK, &context_url, &entity));
-        }
-        let details = if query.expand.is_some() {
-            self.state
-                .store
-                .details_of(self.tenant, &[target.id().to_string()])
-                .await
-                .map_err(internal)?
-        } else {
-            Vec::new()
-        };
-        let inline: Vec<&StoredEntity> = details.iter().map(|(_, detail)| detail).collect();
-        let mut rendered = String::new();
-        query.render(&mut rendered, &entity, Some(&inline))?;
-        let mut body = String::with_capacity(rendered.len() + context_url.len() + 32);
-        body.push_str("{\"@odata.context\":");
-        body.push_str(&json_string(&context_url));
-        body.push(',');
-        body.push_str(&rendered[1..]);
-        let mut response = json_response(StatusCode::OK, body);
-        if let Ok(etag) = HeaderValue::from_str(&entity.etag) {
-            response.headers_mut().insert(header::ETAG, etag);
-        }
-        Ok(response)
-    }
-
-    async fn create(&self, route: &Route, body: Body) -> Result<Response, ApiError> {
-        let collection = route.collection().expect("collection route");
-        let schema = collection.schema();
-        let store = &self.state.store;
-        let decoded = match read_json_body(self.parts, body, self.state.body_timeout).await {
-            Ok(bytes) => decode_create(schema, &bytes, matches!(collection, Collection::Events))
-                .map_err(body_error),
-            Err(error) => Err(error),
-        };
-        let stored_result = match (&collection, decoded) {
-            (Collection::Details { event_id }, Err(error)) => {
-                // A missing parent outranks a bad body.
-                self.require_event(event_id).await?;
-                return Err(error);
-            }
-            (_, Err(error)) => return Err(error),
-            (Collection::Events, Ok(body)) => {
-                let id = body.event.id.clone();
-                store
-                    .create_event(self.tenant, body.event, body.details)
-                    .await
-                    .map(|stored| (id, stored))
-            }
-            (Collection::Details { event_id }, Ok(body)) => {
-                let id = body.event.id.clone();
-                store
-                    .create_detail(self.tenant, event_id, body.event)
-                    .await
-                    .map(|stored| (id, stored))
-            }
-        };
-        let (id, stored) = stored_result.map_err(|error| {
-            let parent = match &collection {
-                Collection::Details { event_id } => event_id.as_str(),
-                Collection::Events => "",
-            };
-            ApiError::from_store(error, &AUTOPILOT_EVENT.qualified_name(), parent)
-        })?;
-        let path = routes::collection_path(&collection);
-        let context_url = format!("{}/$metadata#{path}/$entity", self.base);
-        let mut response = entity_response(StatusCode::CREATED, &context_url, &stored);
-        let location = format!("{}/{path}('{id}')", self.base);
-        if let Ok(location) = HeaderValue::from_str(&location) {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
-        Ok(response)
-    }
-
-    async fn update(&self, route: &Route, body: Body) -> Result<Response, ApiError> {
-        let target = route.target().expect("entity route");
-        let schema = target.schema();
-        let store = &self.state.store;
-        let decoded = match read_json_body(self.parts, body, self.state.body_timeout).await {
-            Ok(bytes) => decode_patch(schema, &bytes, target.id()).map_err(body_error),
-            Err(error) => Err(error),
-        };
-        let patch = match decoded {
-            Ok(patch) => patch,
-            Err(error) => {
-                // A missing entity outranks a bad body.
-                if let Err(StoreError::NotFound) = store.get(self.tenant, &target).await {
-                    return Err(ApiError::not_found(&schema.qualified_name(), target.id()));
-                }
-                return Err(error);
-            }
-        };
-        let stored = store
-            .update(self.tenant, target.clone(), patch, self.if_match())
-            .await
-            .map_err(|error| ApiError::from_store(error, &schema.qualified_name(), target.id()))?;
-        let context_url = format!(
-            "{}/$metadata#{}/$entity",
-            self.base,
-            routes::collection_path(&collection_of(&target))
-        );
-        Ok(entity_response(StatusCode::OK, &context_url, &stored))
-    }
-
-    async fn delete(&self, route: &Route) -> Result<Response, ApiError> {
-        let target = route.target().expect("entity route");
-        let schema = target.schema();
-        self.state
-            .store
-            .delete(self.tenant, target.clone(), self.if_match())
-            .await
-            .map_err(|error| ApiError::from_store(error, &schema.qualified_name(), target.id()))?;
-        Ok(empty_response(StatusCode::NO_CONTENT))
-    }
-
-    fn if_match(&self) -> Option<String> {
-        self.parts
-            .headers
-            .get(header::IF_MATCH)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string)
-    }
-}
-
-fn collection_of(target: &Target) -> Collection {
-    match target {
-        Target::Event { .. } => Collection::Events,
-        Target::Detail { event_id, .. } => Collection::Details {
-            event_id: event_id.clone(),
-        },
-    }
-}
-
-fn body_error(error: BodyError) -> ApiError {
-    match error {
-        BodyError::Malformed(message) => ApiError::bad_request(message),
-        BodyError::Invalid(message) => ApiError::validation(message),
-    }
-}
-
-/// Reads a JSON request body: `Content-Type: application/json` (415 otherwise), at most
-/// [`MAX_BODY_BYTES`] (413 otherwise, refused before reading when `Content-Length` says so).
-async fn read_json_body(
-    parts: &Parts,
-    body: Body,
-    body_timeout: std::time::Duration,
-) -> Result<Bytes, ApiError> {
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .map(|value| value.to_str().unwrap_or("(not ASCII)"));
-    let is_json = content_type.is_some_and(|value| {
-        value
-            .split(';')
-            .next()
-            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
-    });
-    if !is_json {
-        return Err(ApiError::unsupported_media_type(content_type));
-    }
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
-    }
-    let collected = tokio::time::timeout(
-        body_timeout,
-        http_body_util::Limited::new(body, MAX_BODY_BYTES).collect(),
-    )
-    .await
-    .map_err(|_| ApiError::request_timeout(body_timeout.as_secs()))?;
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::payload_too_large(MAX_BODY_BYTES))
-        }
-        Err(error) => Err(ApiError::bad_request(format!(
-            "The request body could not be read: {error}."
-        ))),
-    }
-}
-
-fn internal(error: StoreError) -> ApiError {
-    ApiError::from_store(error, "", "")
 }

@@ -3,6 +3,8 @@
 
 mod admin;
 mod batch;
+mod body;
+mod caller;
 mod context;
 mod error;
 mod extract;
@@ -13,6 +15,7 @@ pub mod journal;
 mod metadata;
 pub mod metrics;
 mod query;
+mod resources;
 mod response;
 mod routes;
 mod skiptoken;

@@ -5,6 +5,10 @@ use super::error::ApiError;
 use crate::odata::percent_decode;
 use crate::store::{Collection, Target};
 
+/// The route template of a response, for metrics (a response extension).
+#[derive(Clone, Copy, Debug)]
+pub struct RouteTemplate(pub &'static str);
+
 #[derive(Debug, PartialEq)]
 pub enum Route {
     ServiceDocument,

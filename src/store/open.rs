@@ -1,0 +1,262 @@
+//! Opening a store: the URL's backend, connection settings per pool (lock waits, SQLite's page
+//! cache and durability), migrations, the writer tasks, the health probe and the cache watch.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sqlx::Row;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use tokio::sync::{Mutex, mpsc};
+
+use super::{
+    ACQUIRE_TIMEOUT, Dialect, Durability, READER_LOCK_WAIT_MS, Store, WRITER_LOCK_WAIT_MS, bulk,
+    cache, health, writer,
+};
+use super::{DEFAULT_READERS, DEFAULT_SQLITE_CACHE_MIB};
+
+impl Store {
+    /// Opens (creating if missing) the database at `url`, applies the embedded migrations and starts
+    /// the writer.
+    pub async fn open(url: &str, durability: Durability) -> anyhow::Result<Arc<Store>> {
+        Self::open_with_readers(url, durability, DEFAULT_READERS, DEFAULT_SQLITE_CACHE_MIB).await
+    }
+
+    /// [`Store::open`] with `readers` connections for reads (writes have their own) and, on
+    /// SQLite, a page cache of `sqlite_cache_mib` per connection.
+    pub async fn open_with_readers(
+        url: &str,
+        durability: Durability,
+        readers: u32,
+        sqlite_cache_mib: u32,
+    ) -> anyhow::Result<Arc<Store>> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            anyhow::bail!("unsupported database URL '{url}': use sqlite://FILE or postgres://…");
+        };
+        let options: AnyConnectOptions = url
+            .parse()
+            .with_context(|| format!("invalid database URL '{url}'"))?;
+        let synchronous = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        // How long a statement waits for a lock another connection (or process) holds before it
+        // fails as Unavailable: bounded, so a stalled writer elsewhere costs a 503, not a hang.
+        let pragmas = |lock_wait_ms: u32| -> Arc<str> {
+            match dialect {
+                Dialect::Sqlite => format!(
+                    "PRAGMA busy_timeout = {lock_wait_ms}; PRAGMA synchronous = {synchronous}; \
+                     PRAGMA cache_size = -{}; PRAGMA temp_store = MEMORY;",
+                    u64::from(sqlite_cache_mib) * 1024
+                )
+                .into(),
+                Dialect::Postgres => format!("SET lock_timeout = {lock_wait_ms}").into(),
+            }
+        };
+        let pool_options = |size: u32, pragmas: Arc<str>| {
+            AnyPoolOptions::new()
+                .max_connections(size)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .min_connections(1)
+                .after_connect({
+                    let pragmas = pragmas.clone();
+                    move |connection, _| {
+                        let pragmas = pragmas.clone();
+                        Box::pin(async move {
+                            if !pragmas.is_empty() {
+                                sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas.to_string()))
+                                    .execute(&mut *connection)
+                                    .await?;
+                            }
+                            Ok(())
+                        })
+                    }
+                })
+        };
+        // One direct connection first: a refused or unknown database fails here at once, where a
+        // pool would retry until its acquire timeout.
+        let probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(url)))?;
+        sqlx::Connection::close(probe).await.ok();
+        // SQLite has one writer; PostgreSQL takes several, each committing its own batches.
+        let writers: u32 = match dialect {
+            Dialect::Sqlite => 1,
+            Dialect::Postgres => 4,
+        };
+        let writer_pool = pool_options(writers, pragmas(WRITER_LOCK_WAIT_MS))
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(url)))?;
+        if dialect == Dialect::Sqlite {
+            sqlx::raw_sql("PRAGMA journal_mode = WAL")
+                .execute(&writer_pool)
+                .await
+                .context("cannot switch SQLite to WAL mode")?;
+        }
+        let migrator = match dialect {
+            Dialect::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Dialect::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        // On a connection of its own, without the pools' lock timeout: another node starting at
+        // the same time holds the migration lock for as long as its migrations take.
+        let mut migrating = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(url)))?;
+        migrator
+            .run(&mut migrating)
+            .await
+            .context("cannot apply database migrations")?;
+        sqlx::Connection::close(migrating).await.ok();
+        let readers = pool_options(readers.max(1), pragmas(READER_LOCK_WAIT_MS))
+            .connect_with(options.clone())
+            .await?;
+        let (writes, receiver) = mpsc::channel(4096);
+        let cache = (dialect == Dialect::Sqlite).then(|| Arc::new(cache::EntityCache::default()));
+        let cache_watch = match &cache {
+            Some(cache) => Some(watch_other_writers(&options, cache.clone()).await?),
+            None => None,
+        };
+        let inbox = Arc::new(Mutex::new(receiver));
+        let health = Arc::new(health::Health::default());
+        let probe = health::spawn_probe(health.clone(), options.clone());
+        let writer_tasks = (0..writers)
+            .map(|_| {
+                tokio::spawn(writer::run(
+                    dialect,
+                    writer_pool.clone(),
+                    cache.clone(),
+                    health.clone(),
+                    inbox.clone(),
+                ))
+            })
+            .collect();
+        let bulk_loader = match dialect {
+            Dialect::Sqlite => {
+                let file = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+                    .get_filename()
+                    .to_path_buf();
+                Some(Arc::new(std::sync::Mutex::new(
+                    bulk::SqliteBulkLoader::new(&file),
+                )))
+            }
+            Dialect::Postgres => None,
+        };
+        let store = Store {
+            bulk_loader,
+            dialect,
+            readers,
+            writes,
+            writer_tasks: Mutex::new(writer_tasks),
+            writer_pool,
+            cache,
+            cache_watch,
+            health,
+            probe,
+        };
+        match store.finish_bulk_load().await {
+            Ok(()) => {}
+            // A full or read-only disk: serve without them (correct, slower) rather than not at
+            // all; the next start builds them.
+            Err(error) if error.is_transient() => tracing::warn!(
+                error = %error,
+                "cannot rebuild the indexes of an interrupted bulk load now; queries are slower until a restart rebuilds them"
+            ),
+            Err(error) => {
+                return Err(anyhow::Error::new(error)
+                    .context("cannot rebuild the indexes of an interrupted bulk load"));
+            }
+        }
+        if dialect == Dialect::Sqlite {
+            // Analyses the tables whose statistics are missing or stale (cheap otherwise). It
+            // writes, so on a full or read-only disk it fails; the server still serves reads.
+            if let Err(error) =
+                sqlx::raw_sql("PRAGMA analysis_limit = 2000; PRAGMA optimize = 0x10002;")
+                    .execute(&store.readers)
+                    .await
+            {
+                tracing::warn!(error = %error, "cannot refresh the query planner's statistics");
+            }
+        }
+        Ok(Arc::new(store))
+    }
+
+    /// The SQLite URL of the database file inside a data directory.
+    /// The database of a command's `--database`, or else the data directory's SQLite file (the
+    /// directory created if missing).
+    pub fn url_for(data_dir: &Path, database: Option<&str>) -> anyhow::Result<String> {
+        match database {
+            Some(url) => Ok(url.to_string()),
+            None => {
+                std::fs::create_dir_all(data_dir).with_context(|| {
+                    format!("cannot create the data directory {}", data_dir.display())
+                })?;
+                Ok(Self::sqlite_url(data_dir))
+            }
+        }
+    }
+
+    pub fn sqlite_url(data_dir: &Path) -> String {
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("graphpilot.db").display()
+        )
+    }
+}
+
+/// Empties the cache whenever another connection (another process) commits to the SQLite file:
+/// `PRAGMA data_version` changes for a connection when any other one commits. Our own writer's
+/// commits count too; the cache then simply refills.
+async fn watch_other_writers(
+    options: &AnyConnectOptions,
+    cache: Arc<cache::EntityCache>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect_with(options).await?;
+    let data_version = |row: sqlx::any::AnyRow| row.try_get::<i64, _>(0).unwrap_or_default();
+    let mut last = data_version(
+        sqlx::query("PRAGMA data_version")
+            .fetch_one(&mut connection)
+            .await?,
+    );
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(cache::POLL_INTERVAL).await;
+            match sqlx::query("PRAGMA data_version")
+                .fetch_one(&mut connection)
+                .await
+            {
+                Ok(row) => {
+                    let now = data_version(row);
+                    if now != last {
+                        last = now;
+                        cache.clear();
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot watch for other writers; cache off");
+                    cache.clear();
+                }
+            }
+        }
+    }))
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
