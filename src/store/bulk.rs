@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::types::{Null, ToSqlOutput};
 use rusqlite::{CachedStatement, Connection, OpenFlags, Statement, TransactionBehavior};
 
+use super::apply::new_etag;
 use super::sql::{Dialect, NewRow};
-use super::writer::new_etag;
 use super::{LoadKind, StoreError};
 use crate::model::Deployment;
 use crate::model::{AUTOPILOT_EVENT, Entity, EntitySchema, POLICY_STATUS_DETAIL, Value};

@@ -3,9 +3,9 @@
 
 use sqlx::Row;
 
+use super::apply::WriteOp;
 use super::rows::read_scalar;
 use super::sql::{self, Collection, Listing, SortKeys, Target, sort_keys};
-use super::writer::WriteOp;
 use super::{PageRow, Store, StoreError, StoredEntity};
 use crate::model::{Entity, PatchBody};
 use crate::odata::{Predicate, Scalar};

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use sqlx::Row;
 
+use super::apply::WriteOp;
 use super::sql::{self, Dialect};
 use super::transaction::Tx;
-use super::writer::WriteOp;
 use super::{LoadKind, Store, StoreError};
 
 impl Store {

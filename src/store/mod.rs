@@ -3,6 +3,7 @@
 //! connection settings. Writes go through one group-commit writer ([`writer`]): a request is
 //! answered only after the transaction holding its write is durable.
 
+mod apply;
 mod bulk;
 mod cache;
 mod entities;
@@ -22,8 +23,8 @@ use sqlx::AnyPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::odata::Scalar;
+pub use apply::WriteOp;
 pub use sql::{AppRegistration, Collection, Dialect, Listing, SortKeys, Target, sort_keys};
-pub use writer::WriteOp;
 
 /// Read connections per process unless `--pool-size` says otherwise.
 pub const DEFAULT_READERS: u32 = 8;

@@ -1,0 +1,382 @@
+//! A validated write ([`WriteOp`]) and how it is applied inside the writer's transaction: creates,
+//! conditional updates and deletes (judged on the version read, so racing writers never both
+//! win), bulk inserts, and the lock order every writer follows.
+
+use std::sync::Arc;
+
+use sqlx::AnyConnection;
+use tokio::sync::mpsc;
+
+use super::cache::EntityCache;
+use super::sql::{self, Dialect, NewRow, Target};
+use super::{LoadKind, StoreError, StoredEntity};
+use crate::model::{
+    AUTOPILOT_EVENT, Deployment, Entity, POLICY_STATUS_DETAIL, PatchBody, decode_stored,
+};
+
+/// Rows per multi-row INSERT of a bulk load: under SQLite's 32,766 bound parameters.
+const BULK_ROWS: usize = 500;
+
+/// A validated write, ready to apply.
+#[derive(Debug)]
+pub enum WriteOp {
+    CreateEvent {
+        tenant: String,
+        event: Entity,
+        details: Vec<Entity>,
+    },
+    CreateDetail {
+        tenant: String,
+        event_id: String,
+        detail: Entity,
+    },
+    Update {
+        tenant: String,
+        target: Target,
+        patch: PatchBody,
+        if_match: Option<String>,
+    },
+    Delete {
+        tenant: String,
+        target: Target,
+        if_match: Option<String>,
+    },
+    /// Many new events with their details, in one transaction (seed and import).
+    Bulk {
+        tenant: String,
+        deployments: Arc<Vec<Deployment>>,
+        kind: LoadKind,
+    },
+}
+
+/// The rows a write locks, as a sortable key: an event before its details.
+pub(super) fn lock_key(op: &WriteOp) -> (String, String, String) {
+    let key = |tenant: &str, event: &str, detail: &str| {
+        (tenant.to_string(), event.to_string(), detail.to_string())
+    };
+    match op {
+        WriteOp::CreateEvent { tenant, event, .. } => key(tenant, &event.id, ""),
+        WriteOp::CreateDetail {
+            tenant,
+            event_id,
+            detail,
+        } => key(tenant, event_id, &detail.id),
+        WriteOp::Update { tenant, target, .. } | WriteOp::Delete { tenant, target, .. } => {
+            match target {
+                Target::Event { id } => key(tenant, id, ""),
+                Target::Detail { event_id, id } => key(tenant, event_id, id),
+            }
+        }
+        WriteOp::Bulk { .. } => key("", "", ""),
+    }
+}
+
+pub(super) async fn apply(
+    dialect: Dialect,
+    connection: &mut AnyConnection,
+    cache: Option<&EntityCache>,
+    op: &WriteOp,
+) -> Result<StoredEntity, StoreError> {
+    match op {
+        WriteOp::CreateEvent {
+            tenant,
+            event,
+            details,
+        } => {
+            let etag = new_etag();
+            let row = NewRow {
+                parent_event_id: None,
+                entity: event,
+                etag: &etag,
+            };
+            let (statement, values) = dialect.insert(tenant, &AUTOPILOT_EVENT, &[row]);
+            sql::bind(statement, values)
+                .execute(&mut *connection)
+                .await?;
+            insert_details(dialect, connection, tenant, &event.id, details).await?;
+            Ok(StoredEntity {
+                etag,
+                body: event.to_json(&AUTOPILOT_EVENT),
+            })
+        }
+        WriteOp::CreateDetail {
+            tenant,
+            event_id,
+            detail,
+        } => {
+            let parent = Target::Event {
+                id: event_id.clone(),
+            };
+            select_one(dialect, connection, tenant, &parent).await?;
+            let etag = new_etag();
+            let row = NewRow {
+                parent_event_id: Some(event_id),
+                entity: detail,
+                etag: &etag,
+            };
+            let (statement, values) = dialect.insert(tenant, &POLICY_STATUS_DETAIL, &[row]);
+            sql::bind(statement, values)
+                .execute(&mut *connection)
+                .await?;
+            Ok(StoredEntity {
+                etag,
+                body: detail.to_json(&POLICY_STATUS_DETAIL),
+            })
+        }
+        WriteOp::Update {
+            tenant,
+            target,
+            patch,
+            if_match,
+        } => {
+            // Without If-Match a write lost to another node's concurrent one is simply redone on
+            // the newer version; with If-Match it is a 412.
+            for attempt in 0..10 {
+                // The cached version saves a read; if it is stale the conditional UPDATE below
+                // changes nothing and the next attempt reads the row.
+                let cached = cache
+                    .filter(|_| attempt == 0)
+                    .and_then(|c| c.get(tenant, target));
+                let from_cache = cached.is_some();
+                let current = match cached {
+                    Some(current) => current,
+                    None => select_one(dialect, connection, tenant, target).await?,
+                };
+                if let Err(failed) = check_precondition(if_match.as_deref(), &current.etag) {
+                    // Only the database's version may refuse a precondition.
+                    if from_cache {
+                        continue;
+                    }
+                    return Err(failed);
+                }
+                let schema = target.schema();
+                let mut entity = decode_stored(schema, &current.body)
+                    .map_err(|reason| anyhow::anyhow!("stored entity is unreadable: {reason}"))?;
+                patch.apply(&mut entity);
+                let etag = new_etag();
+                let (statement, values) = dialect.update(
+                    tenant,
+                    target,
+                    &entity,
+                    &patch.positions(),
+                    &current.etag,
+                    &etag,
+                );
+                let result = sql::bind(statement, values)
+                    .execute(&mut *connection)
+                    .await?;
+                if result.rows_affected() == 1 {
+                    return Ok(StoredEntity {
+                        etag,
+                        body: entity.to_json(schema),
+                    });
+                }
+                if if_match.is_some() && !from_cache {
+                    return Err(StoreError::PreconditionFailed);
+                }
+            }
+            Err(StoreError::Internal(anyhow::anyhow!(
+                "the entity kept changing under ten consecutive attempts to update it"
+            )))
+        }
+        WriteOp::Delete {
+            tenant,
+            target,
+            if_match,
+        } => {
+            // The DELETE is conditional on the version read, as an update is: on PostgreSQL
+            // another writer may change or delete the row in between, and then the answer is
+            // judged again on the row as it is now (404 once it is gone, 412 once it changed
+            // under an If-Match), so of two racing writes with one ETag only one wins.
+            for _ in 0..10 {
+                let current = select_one(dialect, connection, tenant, target).await?;
+                check_precondition(if_match.as_deref(), &current.etag)?;
+                // The event row first, then its details: the lock order every writer follows.
+                let (statement, values) = dialect.delete(tenant, target, &current.etag);
+                let result = sql::bind(statement, values)
+                    .execute(&mut *connection)
+                    .await?;
+                if result.rows_affected() == 0 {
+                    continue;
+                }
+                if let Target::Event { id } = target {
+                    let (statement, values) = dialect.delete_details_of(tenant, id);
+                    sql::bind(statement, values)
+                        .execute(&mut *connection)
+                        .await?;
+                }
+                return Ok(current);
+            }
+            Err(StoreError::Internal(anyhow::anyhow!(
+                "the entity kept changing under ten consecutive attempts to delete it"
+            )))
+        }
+        WriteOp::Bulk {
+            tenant,
+            deployments,
+            kind,
+        } => {
+            bulk_insert(dialect, connection, tenant, deployments, *kind).await?;
+            Ok(StoredEntity {
+                etag: String::new(),
+                body: format!("{{\"inserted\":{}}}", deployments.len()),
+            })
+        }
+    }
+}
+
+/// Inserts many events and their details with multi-row statements. The statements are built
+/// on a blocking thread while the previous one executes, so building and SQLite overlap.
+async fn bulk_insert(
+    dialect: Dialect,
+    connection: &mut AnyConnection,
+    tenant: &str,
+    deployments: &Arc<Vec<Deployment>>,
+    kind: LoadKind,
+) -> Result<(), StoreError> {
+    let (statements, mut ready) = mpsc::channel::<BoundQuery>(2);
+    let builder = {
+        let deployments = deployments.clone();
+        let tenant = tenant.to_string();
+        tokio::task::spawn_blocking(move || {
+            build_bulk_statements(dialect, &tenant, &deployments, kind, &statements)
+        })
+    };
+    while let Some(query) = ready.recv().await {
+        query.execute(&mut *connection).await?;
+    }
+    builder
+        .await
+        .map_err(|error| anyhow::anyhow!("the bulk statement builder failed: {error}"))?;
+    Ok(())
+}
+
+/// A statement with its arguments bound, ready to execute.
+type BoundQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Sends the INSERT statements of a bulk load, events first; stops early if nobody listens.
+fn build_bulk_statements(
+    dialect: Dialect,
+    tenant: &str,
+    deployments: &[Deployment],
+    kind: LoadKind,
+    statements: &mpsc::Sender<BoundQuery>,
+) {
+    let send = |(statement, values)| statements.blocking_send(sql::bind(statement, values));
+    let rows_statement = |schema, rows: &[NewRow<'_>]| match kind {
+        LoadKind::Insert => dialect.insert(tenant, schema, rows),
+        LoadKind::Upsert => dialect.upsert(tenant, schema, rows),
+    };
+    if kind == LoadKind::Upsert {
+        for chunk in deployments.chunks(BULK_ROWS) {
+            let ids: Vec<&str> = chunk.iter().map(|d| d.event.id.as_str()).collect();
+            if send(dialect.delete_details_of_events(tenant, &ids)).is_err() {
+                return;
+            }
+        }
+    }
+    for chunk in deployments.chunks(BULK_ROWS) {
+        let etags: Vec<String> = chunk.iter().map(|_| new_etag()).collect();
+        let rows: Vec<NewRow> = chunk
+            .iter()
+            .zip(&etags)
+            .map(|(deployment, etag)| NewRow {
+                parent_event_id: None,
+                entity: &deployment.event,
+                etag,
+            })
+            .collect();
+        if send(rows_statement(&AUTOPILOT_EVENT, &rows)).is_err() {
+            return;
+        }
+    }
+    let details: Vec<(&str, &Entity)> = deployments
+        .iter()
+        .flat_map(|d| {
+            d.details
+                .iter()
+                .map(move |detail| (d.event.id.as_str(), detail))
+        })
+        .collect();
+    for chunk in details.chunks(BULK_ROWS * 2) {
+        let etags: Vec<String> = chunk.iter().map(|_| new_etag()).collect();
+        let rows: Vec<NewRow> = chunk
+            .iter()
+            .zip(&etags)
+            .map(|((event_id, detail), etag)| NewRow {
+                parent_event_id: Some(event_id),
+                entity: detail,
+                etag,
+            })
+            .collect();
+        if send(rows_statement(&POLICY_STATUS_DETAIL, &rows)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Inserts the details of one new event.
+async fn insert_details(
+    dialect: Dialect,
+    connection: &mut AnyConnection,
+    tenant: &str,
+    event_id: &str,
+    details: &[Entity],
+) -> Result<(), StoreError> {
+    if details.is_empty() {
+        return Ok(());
+    }
+    let etags: Vec<String> = details.iter().map(|_| new_etag()).collect();
+    let rows: Vec<NewRow> = details
+        .iter()
+        .zip(&etags)
+        .map(|(detail, etag)| NewRow {
+            parent_event_id: Some(event_id),
+            entity: detail,
+            etag,
+        })
+        .collect();
+    for chunk in rows.chunks(BULK_ROWS * 2) {
+        let (statement, values) = dialect.insert(tenant, &POLICY_STATUS_DETAIL, chunk);
+        sql::bind(statement, values)
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn select_one(
+    dialect: Dialect,
+    connection: &mut AnyConnection,
+    tenant: &str,
+    target: &Target,
+) -> Result<StoredEntity, StoreError> {
+    let (statement, values) = dialect.select_one(tenant, target);
+    let row = sql::bind(statement, values)
+        .fetch_optional(&mut *connection)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(StoredEntity::from_row(&row, 0, target.schema())?)
+}
+
+/// `If-Match` semantics (RFC 9110 §13.1.1): `*` matches any existing entity; otherwise one of the
+/// listed entity tags must equal the current one (weak prefixes compared leniently, as Graph does).
+fn check_precondition(if_match: Option<&str>, current: &str) -> Result<(), StoreError> {
+    let Some(header) = if_match else {
+        return Ok(());
+    };
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
+    let matches = header
+        .split(',')
+        .any(|tag| tag.trim() == "*" || opaque(tag) == opaque(current));
+    if matches {
+        Ok(())
+    } else {
+        Err(StoreError::PreconditionFailed)
+    }
+}
+
+/// A fresh weak entity tag.
+pub(super) fn new_etag() -> String {
+    format!("W/\"{:016x}\"", rand::random::<u64>())
+}
