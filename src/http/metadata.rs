@@ -79,7 +79,10 @@ fn csdl() -> String {
     entity_type(
         &mut out,
         &AUTOPILOT_EVENT,
-        Some(("policyStatusDetails", POLICY_STATUS_DETAIL.type_name)),
+        Some((
+            crate::model::DETAILS_NAVIGATION,
+            POLICY_STATUS_DETAIL.type_name,
+        )),
     );
     entity_type(&mut out, &POLICY_STATUS_DETAIL, None);
     out.push_str(concat!(

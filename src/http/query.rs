@@ -11,7 +11,7 @@ use crate::odata::{Column, Predicate, QueryOptions, Scalar, SortDirection, bind_
 use crate::store::{SortKeys, StoredEntity, sort_keys};
 
 /// The navigation property of events.
-const DETAILS: &str = "policyStatusDetails";
+use crate::model::DETAILS_NAVIGATION as DETAILS;
 
 /// `$select` resolved to canonical property names (`None`: every property).
 pub type Selection = Option<Vec<&'static str>>;
@@ -113,7 +113,9 @@ impl ResolvedQuery {
             if out.len() > start + 1 {
                 out.push(',');
             }
-            out.push_str("\"policyStatusDetails\":[");
+            out.push('"');
+            out.push_str(DETAILS);
+            out.push_str("\":[");
             for (index, detail) in details.iter().enumerate() {
                 if index > 0 {
                     out.push(',');

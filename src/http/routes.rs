@@ -132,7 +132,7 @@ pub fn parse(raw_segments: &[&str]) -> Result<Route, ApiError> {
         return Ok(Route::Event(event_id));
     };
     let (name, key) = split_key(third)?;
-    if !name.eq_ignore_ascii_case("policyStatusDetails") {
+    if !name.eq_ignore_ascii_case(crate::model::DETAILS_NAVIGATION) {
         return Err(ApiError::segment_not_found(third));
     }
     let detail_id = match key {

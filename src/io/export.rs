@@ -20,7 +20,9 @@ impl ExportedEvent {
     pub fn json(&self) -> String {
         let mut line = String::with_capacity(self.event.body.len() + 400 * self.details.len());
         line.push_str(&self.event.body[..self.event.body.len() - 1]);
-        line.push_str(",\"policyStatusDetails\":[");
+        line.push_str(",\"");
+        line.push_str(crate::model::DETAILS_NAVIGATION);
+        line.push_str("\":[");
         for (n, detail) in self.details.iter().enumerate() {
             if n > 0 {
                 line.push(',');

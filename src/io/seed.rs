@@ -235,10 +235,7 @@ impl FleetGenerator {
         self.index += 1;
         let schema = &AUTOPILOT_EVENT;
         let mut event = Entity::with_id(schema, self.guid());
-        let set = |event: &mut Entity, name: &str, value: Value| {
-            let (position, _) = schema.property(name).expect("seeded properties exist");
-            event.values[position] = value;
-        };
+        let set = |event: &mut Entity, name: &str, value: Value| event.set(schema, name, value);
         let enum_value = |name: &str, member: &str| {
             let (_, property) = schema.property(name).expect("enum property");
             let crate::model::EdmType::Enum(enum_type) = property.edm else {
@@ -475,14 +472,29 @@ impl FleetGenerator {
             };
             let mut detail = Entity::with_id(&POLICY_STATUS_DETAIL, self.guid());
             let reported = if finished { end } else { event_time };
-            detail.values = vec![
-                Value::String(name.into()),
-                enum_detail("policyType", policy_type),
+            let schema = &POLICY_STATUS_DETAIL;
+            detail.set(schema, "displayName", Value::String(name.into()));
+            detail.set(schema, "policyType", enum_detail("policyType", policy_type));
+            detail.set(
+                schema,
+                "complianceStatus",
                 enum_detail("complianceStatus", status),
+            );
+            detail.set(
+                schema,
+                "trackedOnEnrollmentStatus",
                 Value::Boolean(self.rng.random_bool(0.8)),
+            );
+            detail.set(
+                schema,
+                "lastReportedDateTime",
                 instant(reported - self.rng.random_range(0..600) * TICKS_PER_SECOND),
+            );
+            detail.set(
+                schema,
+                "errorCode",
                 Value::Int32(if failed { -2_016_345_060 } else { 0 }),
-            ];
+            );
             details.push(detail);
         }
         Deployment { event, details }

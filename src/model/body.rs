@@ -6,7 +6,9 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value as Json};
 
-use super::{EdmType, Entity, EntitySchema, POLICY_STATUS_DETAIL, Property, Value};
+use super::{
+    DETAILS_NAVIGATION, EdmType, Entity, EntitySchema, POLICY_STATUS_DETAIL, Property, Value,
+};
 use crate::edm::{DateTimeOffset, Duration, Seconds};
 
 /// The deepest JSON nesting a body may have (api.md §14).
@@ -64,7 +66,7 @@ pub fn decode_create(
     let fresh_id = uuid::Uuid::new_v4().to_string();
     let entity = build_entity(schema, fresh_id, members, |name, json| match name {
         "id" => Ok(true),
-        "policyStatusDetails" if allow_details => {
+        DETAILS_NAVIGATION if allow_details => {
             details = decode_details(json, false)?;
             Ok(true)
         }
@@ -90,11 +92,13 @@ pub fn decode_import(bytes: &[u8]) -> Result<Deployment, BodyError> {
             id = Some(record_id(json, schema)?);
             Ok(true)
         }
-        "policyStatusDetails" => {
+        DETAILS_NAVIGATION => {
             details = decode_details(json, true)?;
             Ok(true)
         }
-        _ => Ok(name.starts_with("policyStatusDetails@")),
+        _ => Ok(name
+            .strip_prefix(DETAILS_NAVIGATION)
+            .is_some_and(|rest| rest.starts_with('@'))),
     })?;
     entity.id = id.ok_or_else(|| {
         BodyError::Invalid("An imported event needs its 'id' (imports upsert by id).".into())
@@ -275,7 +279,7 @@ fn decode_member(
     {
         return Ok(None);
     }
-    if name == "policyStatusDetails" && schema.type_name == "deviceManagementAutopilotEvent" {
+    if name == DETAILS_NAVIGATION && schema.type_name == "deviceManagementAutopilotEvent" {
         return Err(BodyError::Invalid(
             "The navigation property 'policyStatusDetails' cannot be changed here; create, update or delete details at …/autopilotEvents/{id}/policyStatusDetails.".into(),
         ));

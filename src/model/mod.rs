@@ -8,7 +8,9 @@ mod schema;
 pub use body::{
     BodyError, Deployment, PatchBody, decode_create, decode_import, decode_patch, decode_stored,
 };
-pub use schema::{AUTOPILOT_EVENT, EdmType, EntitySchema, POLICY_STATUS_DETAIL, Property};
+pub use schema::{
+    AUTOPILOT_EVENT, DETAILS_NAVIGATION, EdmType, EntitySchema, POLICY_STATUS_DETAIL, Property,
+};
 
 use crate::edm::{DateTimeOffset, Duration};
 
@@ -50,8 +52,29 @@ impl Entity {
         }
     }
 
-    /// The canonical JSON representation: `@odata.type`, `id`, then every declared property.
-    /// Stored beside the typed columns so reads splice it instead of re-encoding rows.
+    /// Sets the property `name` (code that builds entities: the seed generator). Panics on a name
+    /// the schema does not have or a value of another EDM type: a bug of the caller, found by its
+    /// tests, never silently stored in the wrong place.
+    pub fn set(&mut self, schema: &EntitySchema, name: &str, value: Value) {
+        let (position, property) = schema
+            .property(name)
+            .unwrap_or_else(|| panic!("{} has no property '{name}'", schema.type_name));
+        let fits = match (&value, property.edm) {
+            (Value::Null, _) => property.nullable,
+            (Value::String(_), EdmType::String)
+            | (Value::Boolean(_), EdmType::Boolean)
+            | (Value::DateTimeOffset(_), EdmType::DateTimeOffset)
+            | (Value::Duration(_), EdmType::Duration)
+            | (Value::Int32(_), EdmType::Int32)
+            | (Value::Enum(_), EdmType::Enum(_)) => true,
+            _ => false,
+        };
+        assert!(fits, "{value:?} does not fit {}.{name}", schema.type_name);
+        self.values[position] = value;
+    }
+
+    /// The canonical JSON representation: `@odata.type`, `id`, then every declared property,
+    /// rendered from the values (reads render it from the typed columns).
     pub fn to_json(&self, schema: &EntitySchema) -> String {
         let mut out = String::with_capacity(1024);
         out.push_str("{\"@odata.type\":\"#microsoft.graph.");

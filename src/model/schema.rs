@@ -102,6 +102,9 @@ impl EntitySchema {
 
 use EdmType as T;
 
+/// The event's contained navigation to its policy status details.
+pub const DETAILS_NAVIGATION: &str = "policyStatusDetails";
+
 pub static AUTOPILOT_EVENT: EntitySchema = EntitySchema {
     type_name: "deviceManagementAutopilotEvent",
     table: "autopilot_events",

@@ -44,8 +44,14 @@ pub struct QueryOptions {
     pub carried: Vec<String>,
 }
 
-const SUPPORTED: [&str; 5] = ["select", "top", "skip", "count", "skiptoken"];
-const UNSUPPORTED: [&str; 11] = [
+/// Every system query option graphpilot recognises (with or without `$`). Those it cannot do
+/// (`$search`, `$apply`, …) are refused below with the reason; unknown `$`-options are refused too.
+const SYSTEM_OPTIONS: [&str; 16] = [
+    "select",
+    "top",
+    "skip",
+    "count",
+    "skiptoken",
     "filter",
     "orderby",
     "expand",
@@ -68,11 +74,7 @@ pub fn parse_query(raw: Option<&str>) -> Result<QueryOptions, String> {
         let name = percent_decode(raw_name)?;
         let value = percent_decode(raw_value)?;
         let bare = name.strip_prefix('$').unwrap_or(&name).to_ascii_lowercase();
-        let Some(option) = SUPPORTED
-            .iter()
-            .chain(UNSUPPORTED.iter())
-            .find(|known| **known == bare)
-        else {
+        let Some(option) = SYSTEM_OPTIONS.iter().find(|known| **known == bare) else {
             if name.starts_with('$') {
                 return Err(format!("The query option '{name}' is not supported."));
             }
