@@ -24,7 +24,7 @@ use super::journal::{Caller, Faulted};
 use super::metadata;
 use super::resources::Call;
 use super::response::json_response;
-use super::routes::{self, Route};
+use super::routes::{self, Resource, Route};
 use super::throttle::now_ms;
 use crate::auth::Access;
 use crate::model::{AUTOPILOT_EVENT, POLICY_STATUS_DETAIL};
@@ -170,20 +170,21 @@ async fn answer(
         base: &base,
         parts,
     };
-    match (&route, parts.method.clone()) {
-        (Route::ServiceDocument, _) => Ok(service_document(&base)),
-        (Route::Events | Route::Details(_), Method::POST) => {
-            call.create(&route, take_body(body)).await
+    match (route.resource(), parts.method.clone()) {
+        (Resource::ServiceDocument, _) => Ok(service_document(&base)),
+        (Resource::Metadata, _) => Ok(metadata::response()),
+        // Answered above, before throttling; a step cannot get here either.
+        (Resource::Batch, _) => Err(ApiError::bad_request(
+            "A batch cannot contain another batch.",
+        )),
+        (Resource::Collection(collection), Method::POST) => {
+            call.create(collection, take_body(body)).await
         }
-        (Route::Events | Route::Details(_), _) => call.list(&route).await,
-        (Route::EventsCount | Route::DetailsCount(_), _) => call.count(&route).await,
-        (Route::Event(_) | Route::Detail(..), Method::PATCH) => {
-            call.update(&route, take_body(body)).await
-        }
-        (Route::Event(_) | Route::Detail(..), Method::DELETE) => call.delete(&route).await,
-        (Route::Event(_) | Route::Detail(..), _) => call.get(&route).await,
-        (Route::Metadata, _) => Ok(metadata::response()),
-        (Route::Batch, _) => unreachable!("batches are answered above"),
+        (Resource::Collection(collection), _) => call.list(collection).await,
+        (Resource::Count(collection), _) => call.count(collection).await,
+        (Resource::Entity(target), Method::PATCH) => call.update(target, take_body(body)).await,
+        (Resource::Entity(target), Method::DELETE) => call.delete(target).await,
+        (Resource::Entity(target), _) => call.get(target).await,
     }
 }
 

@@ -11,10 +11,10 @@ use super::body::{body_error, read_json_body};
 use super::error::ApiError;
 use super::query::ResolvedQuery;
 use super::response::{empty_response, entity_response, json_response, json_string, text_response};
-use super::routes::{self, Route};
+use super::routes;
 use crate::model::{AUTOPILOT_EVENT, decode_create, decode_patch};
 use crate::odata::{QueryOptions, parse_query};
-use crate::store::{Collection, Listing, PageRow, StoreError, StoredEntity, Target};
+use crate::store::{Collection, Listing, PageRow, Precondition, StoreError, StoredEntity, Target};
 
 /// What every handler needs to know about the request.
 pub struct Call<'a> {
@@ -43,8 +43,7 @@ impl Call<'_> {
 
     /// GET on a collection: one page, filtered and ordered as asked, with a keyset `$skiptoken`
     /// next link when more rows follow (api.md §7, §8).
-    pub(super) async fn list(&self, route: &Route) -> Result<Response, ApiError> {
-        let collection = route.collection().expect("collection route");
+    pub(super) async fn list(&self, collection: Collection) -> Result<Response, ApiError> {
         if let Collection::Details { event_id } = &collection {
             self.require_event(event_id).await?;
         }
@@ -165,8 +164,7 @@ impl Call<'_> {
     }
 
     /// `/$count`: the number of matches (honouring `$filter`) as text/plain.
-    pub(super) async fn count(&self, route: &Route) -> Result<Response, ApiError> {
-        let collection = route.collection().expect("collection route");
+    pub(super) async fn count(&self, collection: Collection) -> Result<Response, ApiError> {
         if let Collection::Details { event_id } = &collection {
             self.require_event(event_id).await?;
         }
@@ -182,8 +180,7 @@ impl Call<'_> {
     }
 
     /// GET of one entity, with `$select` and `$expand` applied.
-    pub(super) async fn get(&self, route: &Route) -> Result<Response, ApiError> {
-        let target = route.target().expect("entity route");
+    pub(super) async fn get(&self, target: Target) -> Result<Response, ApiError> {
         let schema = target.schema();
         if let Target::Detail { event_id, .. } = &target {
             self.require_event(event_id).await?;
@@ -229,8 +226,11 @@ impl Call<'_> {
         Ok(response)
     }
 
-    pub(super) async fn create(&self, route: &Route, body: Body) -> Result<Response, ApiError> {
-        let collection = route.collection().expect("collection route");
+    pub(super) async fn create(
+        &self,
+        collection: Collection,
+        body: Body,
+    ) -> Result<Response, ApiError> {
         let schema = collection.schema();
         let store = &self.state.store;
         let decoded = match read_json_body(self.parts, body, self.state.body_timeout).await {
@@ -277,8 +277,7 @@ impl Call<'_> {
         Ok(response)
     }
 
-    pub(super) async fn update(&self, route: &Route, body: Body) -> Result<Response, ApiError> {
-        let target = route.target().expect("entity route");
+    pub(super) async fn update(&self, target: Target, body: Body) -> Result<Response, ApiError> {
         let schema = target.schema();
         let store = &self.state.store;
         let decoded = match read_json_body(self.parts, body, self.state.body_timeout).await {
@@ -295,8 +294,9 @@ impl Call<'_> {
                 return Err(error);
             }
         };
+        let precondition = self.precondition(&target).await?;
         let stored = store
-            .update(self.tenant, target.clone(), patch, self.if_match())
+            .update(self.tenant, target.clone(), patch, precondition)
             .await
             .map_err(|error| ApiError::from_store(error, &schema.qualified_name(), target.id()))?;
         let context_url = format!(
@@ -307,23 +307,49 @@ impl Call<'_> {
         Ok(entity_response(StatusCode::OK, &context_url, &stored))
     }
 
-    pub(super) async fn delete(&self, route: &Route) -> Result<Response, ApiError> {
-        let target = route.target().expect("entity route");
+    pub(super) async fn delete(&self, target: Target) -> Result<Response, ApiError> {
         let schema = target.schema();
+        let precondition = self.precondition(&target).await?;
         self.state
             .store
-            .delete(self.tenant, target.clone(), self.if_match())
+            .delete(self.tenant, target.clone(), precondition)
             .await
             .map_err(|error| ApiError::from_store(error, &schema.qualified_name(), target.id()))?;
         Ok(empty_response(StatusCode::NO_CONTENT))
     }
 
-    pub(super) fn if_match(&self) -> Option<String> {
-        self.parts
-            .headers
-            .get(header::IF_MATCH)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string)
+    /// `If-Match`, parsed: `*` alone, or a list of entity tags. A list that holds `*` among
+    /// tags (RFC 9110 allows `*` only alone) or a header that is not ASCII is a 400, judged after
+    /// the entity is found (404 first).
+    pub(super) async fn precondition(
+        &self,
+        target: &Target,
+    ) -> Result<Option<Precondition>, ApiError> {
+        let Some(value) = self.parts.headers.get(header::IF_MATCH) else {
+            return Ok(None);
+        };
+        let parsed = value.to_str().ok().and_then(|text| {
+            let tags: Vec<&str> = text.split(',').map(str::trim).collect();
+            match tags.as_slice() {
+                ["*"] => Some(Precondition::AnyVersion),
+                tags if tags.iter().any(|tag| *tag == "*" || tag.is_empty()) => None,
+                tags => Some(Precondition::OneOf(
+                    tags.iter().map(|tag| tag.to_string()).collect(),
+                )),
+            }
+        });
+        match parsed {
+            Some(precondition) => Ok(Some(precondition)),
+            None => {
+                let schema = target.schema();
+                if let Err(StoreError::NotFound) = self.state.store.get(self.tenant, target).await {
+                    return Err(ApiError::not_found(&schema.qualified_name(), target.id()));
+                }
+                Err(ApiError::bad_request(
+                    "If-Match must be '*' alone or a list of entity tags such as W/\"…\" (from an ETag).",
+                ))
+            }
+        }
     }
 }
 

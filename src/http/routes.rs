@@ -9,6 +9,17 @@ use crate::store::{Collection, Target};
 #[derive(Clone, Copy, Debug)]
 pub struct RouteTemplate(pub &'static str);
 
+/// What a route addresses.
+#[derive(Debug)]
+pub enum Resource {
+    ServiceDocument,
+    Metadata,
+    Batch,
+    Collection(Collection),
+    Count(Collection),
+    Entity(Target),
+}
+
 #[derive(Debug, PartialEq)]
 pub enum Route {
     ServiceDocument,
@@ -55,24 +66,25 @@ impl Route {
         }
     }
 
-    pub fn collection(&self) -> Option<Collection> {
+    /// What the route addresses, typed: handlers take this, never the route's raw shape.
+    pub fn resource(&self) -> Resource {
         match self {
-            Route::Events | Route::EventsCount => Some(Collection::Events),
-            Route::Details(event_id) | Route::DetailsCount(event_id) => Some(Collection::Details {
+            Route::ServiceDocument => Resource::ServiceDocument,
+            Route::Metadata => Resource::Metadata,
+            Route::Batch => Resource::Batch,
+            Route::Events => Resource::Collection(Collection::Events),
+            Route::EventsCount => Resource::Count(Collection::Events),
+            Route::Details(event_id) => Resource::Collection(Collection::Details {
                 event_id: event_id.clone(),
             }),
-            _ => None,
-        }
-    }
-
-    pub fn target(&self) -> Option<Target> {
-        match self {
-            Route::Event(id) => Some(Target::Event { id: id.clone() }),
-            Route::Detail(event_id, id) => Some(Target::Detail {
+            Route::DetailsCount(event_id) => Resource::Count(Collection::Details {
+                event_id: event_id.clone(),
+            }),
+            Route::Event(id) => Resource::Entity(Target::Event { id: id.clone() }),
+            Route::Detail(event_id, id) => Resource::Entity(Target::Detail {
                 event_id: event_id.clone(),
                 id: id.clone(),
             }),
-            _ => None,
         }
     }
 }

@@ -34,12 +34,12 @@ pub enum WriteOp {
         tenant: String,
         target: Target,
         patch: PatchBody,
-        if_match: Option<String>,
+        if_match: Option<Precondition>,
     },
     Delete {
         tenant: String,
         target: Target,
-        if_match: Option<String>,
+        if_match: Option<Precondition>,
     },
     /// Many new events with their details, in one transaction (seed and import).
     Bulk {
@@ -71,12 +71,32 @@ pub(super) fn lock_key(op: &WriteOp) -> (String, String, String) {
     }
 }
 
+/// What a committed write leaves: the entity as stored (creates and updates; for deletes, the
+/// version removed), or for a bulk load how many events it wrote.
+#[derive(Debug)]
+pub enum Written {
+    Entity(StoredEntity),
+    Rows { events: usize },
+}
+
+impl Written {
+    /// The stored entity of an entity write.
+    pub fn into_entity(self) -> Result<StoredEntity, StoreError> {
+        match self {
+            Written::Entity(stored) => Ok(stored),
+            Written::Rows { .. } => Err(StoreError::Internal(anyhow::anyhow!(
+                "a bulk load answered where an entity write was expected"
+            ))),
+        }
+    }
+}
+
 pub(super) async fn apply(
     dialect: Dialect,
     connection: &mut AnyConnection,
     cache: Option<&EntityCache>,
     op: &WriteOp,
-) -> Result<StoredEntity, StoreError> {
+) -> Result<Written, StoreError> {
     match op {
         WriteOp::CreateEvent {
             tenant,
@@ -94,10 +114,10 @@ pub(super) async fn apply(
                 .execute(&mut *connection)
                 .await?;
             insert_details(dialect, connection, tenant, &event.id, details).await?;
-            Ok(StoredEntity {
+            Ok(Written::Entity(StoredEntity {
                 etag,
                 body: event.to_json(&AUTOPILOT_EVENT),
-            })
+            }))
         }
         WriteOp::CreateDetail {
             tenant,
@@ -118,10 +138,10 @@ pub(super) async fn apply(
             sql::bind(statement, values)
                 .execute(&mut *connection)
                 .await?;
-            Ok(StoredEntity {
+            Ok(Written::Entity(StoredEntity {
                 etag,
                 body: detail.to_json(&POLICY_STATUS_DETAIL),
-            })
+            }))
         }
         WriteOp::Update {
             tenant,
@@ -142,7 +162,7 @@ pub(super) async fn apply(
                     Some(current) => current,
                     None => select_one(dialect, connection, tenant, target).await?,
                 };
-                if let Err(failed) = check_precondition(if_match.as_deref(), &current.etag) {
+                if let Err(failed) = check_precondition(if_match.as_ref(), &current.etag) {
                     // Only the database's version may refuse a precondition.
                     if from_cache {
                         continue;
@@ -166,10 +186,10 @@ pub(super) async fn apply(
                     .execute(&mut *connection)
                     .await?;
                 if result.rows_affected() == 1 {
-                    return Ok(StoredEntity {
+                    return Ok(Written::Entity(StoredEntity {
                         etag,
                         body: entity.to_json(schema),
-                    });
+                    }));
                 }
                 if if_match.is_some() && !from_cache {
                     return Err(StoreError::PreconditionFailed);
@@ -190,7 +210,7 @@ pub(super) async fn apply(
             // under an If-Match), so of two racing writes with one ETag only one wins.
             for _ in 0..10 {
                 let current = select_one(dialect, connection, tenant, target).await?;
-                check_precondition(if_match.as_deref(), &current.etag)?;
+                check_precondition(if_match.as_ref(), &current.etag)?;
                 // The event row first, then its details: the lock order every writer follows.
                 let (statement, values) = dialect.delete(tenant, target, &current.etag);
                 let result = sql::bind(statement, values)
@@ -205,7 +225,7 @@ pub(super) async fn apply(
                         .execute(&mut *connection)
                         .await?;
                 }
-                return Ok(current);
+                return Ok(Written::Entity(current));
             }
             Err(StoreError::Internal(anyhow::anyhow!(
                 "the entity kept changing under ten consecutive attempts to delete it"
@@ -217,9 +237,8 @@ pub(super) async fn apply(
             kind,
         } => {
             bulk_insert(dialect, connection, tenant, deployments, *kind).await?;
-            Ok(StoredEntity {
-                etag: String::new(),
-                body: format!("{{\"inserted\":{}}}", deployments.len()),
+            Ok(Written::Rows {
+                events: deployments.len(),
             })
         }
     }
@@ -359,20 +378,32 @@ pub(super) async fn select_one(
     Ok(StoredEntity::from_row(&row, 0, target.schema())?)
 }
 
-/// `If-Match` semantics (RFC 9110 §13.1.1): `*` matches any existing entity; otherwise one of the
-/// listed entity tags must equal the current one (weak prefixes compared leniently, as Graph does).
-fn check_precondition(if_match: Option<&str>, current: &str) -> Result<(), StoreError> {
-    let Some(header) = if_match else {
-        return Ok(());
-    };
-    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
-    let matches = header
-        .split(',')
-        .any(|tag| tag.trim() == "*" || opaque(tag) == opaque(current));
-    if matches {
-        Ok(())
-    } else {
-        Err(StoreError::PreconditionFailed)
+/// What an `If-Match` header asks of the stored version (RFC 9110 §13.1.1), parsed by the HTTP
+/// layer: any existing version (`*`), or one of the listed entity tags. Tags compare by their
+/// opaque part, so a weak and a strong form of one tag match (as Graph's do).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    AnyVersion,
+    OneOf(Vec<String>),
+}
+
+impl Precondition {
+    fn holds(&self, current: &str) -> bool {
+        match self {
+            Precondition::AnyVersion => true,
+            Precondition::OneOf(tags) => tags.iter().any(|tag| opaque(tag) == opaque(current)),
+        }
+    }
+}
+
+fn opaque(tag: &str) -> &str {
+    tag.trim().trim_start_matches("W/")
+}
+
+fn check_precondition(if_match: Option<&Precondition>, current: &str) -> Result<(), StoreError> {
+    match if_match {
+        Some(precondition) if !precondition.holds(current) => Err(StoreError::PreconditionFailed),
+        _ => Ok(()),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::apply::WriteOp;
+use super::apply::{Precondition, WriteOp, Written};
 use super::rows::read_scalar;
 use super::sql::{self, Collection, Listing, SortKeys, Target, sort_keys};
 use super::{PageRow, Store, StoreError, StoredEntity};
@@ -145,6 +145,7 @@ impl Store {
             details,
         })
         .await
+        .and_then(Written::into_entity)
     }
 
     /// Creates a policy status detail under an existing event (NotFound otherwise).
@@ -160,6 +161,7 @@ impl Store {
             detail,
         })
         .await
+        .and_then(Written::into_entity)
     }
 
     /// Applies a PATCH atomically: read, change, write, all inside the writer's transaction.
@@ -168,7 +170,7 @@ impl Store {
         tenant: &str,
         target: Target,
         patch: PatchBody,
-        if_match: Option<String>,
+        if_match: Option<Precondition>,
     ) -> Result<StoredEntity, StoreError> {
         self.write(WriteOp::Update {
             tenant: tenant.to_string(),
@@ -177,6 +179,7 @@ impl Store {
             if_match,
         })
         .await
+        .and_then(Written::into_entity)
     }
 
     /// Deletes an entity (an event takes its details with it).
@@ -184,7 +187,7 @@ impl Store {
         &self,
         tenant: &str,
         target: Target,
-        if_match: Option<String>,
+        if_match: Option<Precondition>,
     ) -> Result<(), StoreError> {
         self.write(WriteOp::Delete {
             tenant: tenant.to_string(),

@@ -23,7 +23,7 @@ use sqlx::AnyPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::odata::Scalar;
-pub use apply::WriteOp;
+pub use apply::{Precondition, WriteOp, Written};
 pub use sql::{AppRegistration, Collection, Dialect, Listing, SortKeys, Target, sort_keys};
 
 /// Read connections per process unless `--pool-size` says otherwise.
@@ -104,7 +104,7 @@ impl Store {
     /// Queues a write for the writer and waits for its commit. Within a request's deadline
     /// ([`health::DEADLINE`]): a write still queued when it passes is withdrawn, never applied,
     /// and refused as Unavailable; a write whose commit is under way then is `OutcomeUnknown`.
-    async fn write(&self, op: WriteOp) -> Result<StoredEntity, StoreError> {
+    async fn write(&self, op: WriteOp) -> Result<Written, StoreError> {
         self.health.check()?;
         let claim = Arc::new(writer::Claim::default());
         let (reply, mut answer) = oneshot::channel();

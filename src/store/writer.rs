@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::apply::{WriteOp, apply, lock_key, select_one};
+use super::apply::{WriteOp, Written, apply, lock_key, select_one};
 use super::cache::EntityCache;
 use super::error::{FailureKind, kind_of};
 use super::health::Health;
@@ -23,7 +23,7 @@ const MAX_BATCH: usize = 512;
 
 pub struct WriteJob {
     pub op: WriteOp,
-    pub reply: oneshot::Sender<Result<StoredEntity, StoreError>>,
+    pub reply: oneshot::Sender<Result<Written, StoreError>>,
     pub claim: Arc<Claim>,
     /// The span of the request that sent it: the writer's log lines about it carry its ids.
     pub span: tracing::Span,
@@ -166,7 +166,7 @@ async fn commit_batch(
     // The cache learns each committed write before its client hears of it.
     if let Some(cache) = cache {
         for (op, outcome) in ops.iter().zip(&outcomes) {
-            if let Ok(stored) = outcome {
+            if let Ok(Written::Entity(stored)) = outcome {
                 update_cache(cache, op, stored);
             }
         }
@@ -185,7 +185,7 @@ async fn batch_outcomes(
     health: &Health,
     transaction: Tx,
     ops: &[WriteOp],
-) -> Vec<Result<StoredEntity, StoreError>> {
+) -> Vec<Result<Written, StoreError>> {
     match apply_with_retries(dialect, pool, cache, Some(transaction), ops).await {
         Ok(outcomes) => outcomes,
         // The connection broke while COMMIT was under way: it may or may not have committed.
@@ -271,12 +271,15 @@ async fn committed(
     dialect: Dialect,
     pool: &AnyPool,
     ops: &[WriteOp],
-    outcomes: &[Result<StoredEntity, StoreError>],
+    outcomes: &[Result<Written, StoreError>],
 ) -> Option<bool> {
     let (op, written) = ops
         .iter()
         .zip(outcomes)
-        .find_map(|(op, outcome)| outcome.as_ref().ok().map(|written| (op, written)))?;
+        .find_map(|(op, outcome)| match outcome {
+            Ok(Written::Entity(written)) => Some((op, written)),
+            _ => None,
+        })?;
     let (tenant, target) = match op {
         WriteOp::CreateEvent { tenant, event, .. } => (
             tenant,
@@ -361,7 +364,7 @@ enum BatchFailure {
     /// The connection was lost during COMMIT: the outcomes the writes would have, if it
     /// committed, and the error.
     InDoubt {
-        outcomes: Vec<Result<StoredEntity, StoreError>>,
+        outcomes: Vec<Result<Written, StoreError>>,
         error: StoreError,
     },
     /// Anything else (a write failing other than with 404/412, a full disk, a lost database):
@@ -403,7 +406,7 @@ async fn apply_with_retries(
     cache: Option<&EntityCache>,
     transaction: Option<Tx>,
     ops: &[WriteOp],
-) -> Result<Vec<Result<StoredEntity, StoreError>>, BatchFailure> {
+) -> Result<Vec<Result<Written, StoreError>>, BatchFailure> {
     let mut attempt = apply_all(dialect, pool, cache, transaction, ops).await;
     for _ in 0..3 {
         if !matches!(attempt, Err(BatchFailure::Retryable(_))) {
@@ -424,15 +427,14 @@ async fn apply_all(
     cache: Option<&EntityCache>,
     transaction: Option<Tx>,
     ops: &[WriteOp],
-) -> Result<Vec<Result<StoredEntity, StoreError>>, BatchFailure> {
+) -> Result<Vec<Result<Written, StoreError>>, BatchFailure> {
     let mut transaction = match transaction {
         Some(transaction) => transaction,
         None => Tx::begin(pool, dialect).await?,
     };
     let mut order: Vec<usize> = (0..ops.len()).collect();
     order.sort_by_cached_key(|&index| lock_key(&ops[index]));
-    let mut outcomes: Vec<Option<Result<StoredEntity, StoreError>>> =
-        ops.iter().map(|_| None).collect();
+    let mut outcomes: Vec<Option<Result<Written, StoreError>>> = ops.iter().map(|_| None).collect();
     for index in order {
         match apply(dialect, transaction.connection(), cache, &ops[index]).await {
             Ok(stored) => outcomes[index] = Some(Ok(stored)),

@@ -428,6 +428,46 @@ async fn if_match_guards_updates_and_deletes() {
 }
 
 #[tokio::test]
+async fn an_if_match_list_holding_a_star_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let event = app.create_event(json!({"osVersion": "1"})).await;
+    let url = app.event_url(event["id"].as_str().unwrap());
+    let etag = event["@odata.etag"].as_str().unwrap().to_string();
+    for header in [
+        format!("*, {etag}"),
+        format!("{etag}, *"),
+        format!("{etag},"),
+    ] {
+        let patch = app
+            .request(reqwest::Method::PATCH, &url)
+            .header("if-match", &header)
+            .json(&json!({"osVersion": "2"}))
+            .send()
+            .await
+            .unwrap();
+        assert_graph_error(patch, 400, "BadRequest").await;
+        let delete = app
+            .request(reqwest::Method::DELETE, &url)
+            .header("if-match", &header)
+            .send()
+            .await
+            .unwrap();
+        assert_graph_error(delete, 400, "BadRequest").await;
+    }
+    let stored = app.get_json(&url).await;
+    assert_eq!(stored["osVersion"], "1");
+    assert_eq!(stored["@odata.etag"], etag.as_str());
+    // A missing entity is 404 whatever the header holds.
+    let missing = app
+        .request(reqwest::Method::DELETE, &app.event_url("nope"))
+        .header("if-match", "*, W/\"x\"")
+        .send()
+        .await
+        .unwrap();
+    assert_graph_error(missing, 404, "ResourceNotFound").await;
+}
+
+#[tokio::test]
 async fn concurrent_patches_with_the_same_etag_let_exactly_one_win() {
     let app = spawn_app().await;
     let created = app.create_event(seed_example()).await;
