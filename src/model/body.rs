@@ -1,5 +1,9 @@
 //! Request bodies → typed values (api.md §6, §14). Parse, don't validate: handlers only ever see a
 //! checked [`Deployment`] or [`PatchBody`].
+//!
+//! Why one file of ~700 lines: the three decoders (create, PATCH, import) share one strict JSON
+//! reader (duplicate keys, depth, trailing bytes) and one property checker, and about 120 lines
+//! are their tests; split, each half would import the other's internals.
 
 use std::fmt;
 
