@@ -82,55 +82,112 @@ pub enum FaultAction {
 /// The most a latency rule may delay a request.
 const MAX_LATENCY_MS: f64 = 120_000.0;
 
+/// A rule resolved once, when it is added: every value typed and checked, so matching a request
+/// parses nothing.
+#[derive(Debug)]
+struct ResolvedRule {
+    method: Option<Method>,
+    /// Lower case: paths match without regard to case.
+    path: Option<String>,
+    tenant: Option<String>,
+    app: Option<String>,
+    trigger: Trigger,
+    action: Action,
+}
+
+#[derive(Debug)]
+enum Trigger {
+    Always,
+    Every(u64),
+    Probability(f64),
+}
+
+#[derive(Debug)]
+enum Action {
+    Status {
+        status: StatusCode,
+        retry_after: Option<u64>,
+    },
+    Latency(Latency),
+    Reset,
+}
+
 impl FaultRule {
-    /// Refuses rules that cannot work, saying why.
-    pub fn validate(&self) -> Result<(), String> {
+    /// The rule resolved, or why it cannot work.
+    fn resolve(&self) -> Result<ResolvedRule, String> {
         let actions = usize::from(self.status.is_some())
             + usize::from(self.latency.is_some())
             + usize::from(self.reset);
         if actions != 1 {
             return Err("a fault rule needs exactly one action: status, latency or reset".into());
         }
-        if let Some(status) = self.status
-            && ![429, 500, 502, 503, 504, 507].contains(&status)
-        {
-            return Err(format!(
-                "status {status} is not injectable; use 429, 500, 502, 503, 504 or 507"
-            ));
-        }
-        match (self.every, self.probability) {
+        let action = match (self.status, &self.latency) {
+            (Some(status), _) => {
+                let injectable = [429, 500, 502, 503, 504, 507].contains(&status);
+                let status = StatusCode::from_u16(status)
+                    .ok()
+                    .filter(|_| injectable)
+                    .ok_or_else(|| {
+                        format!(
+                            "status {status} is not injectable; use 429, 500, 502, 503, 504 or 507"
+                        )
+                    })?;
+                let retry_after = self
+                    .retry_after
+                    .or((status == StatusCode::TOO_MANY_REQUESTS).then_some(1));
+                Action::Status {
+                    status,
+                    retry_after,
+                }
+            }
+            (None, Some(Latency::Uniform([low, high]))) if low > high => {
+                return Err(format!(
+                    "uniform latency [{low}, {high}]: the first bound is the lower"
+                ));
+            }
+            (None, Some(Latency::Lognormal { median, sigma }))
+                if !(*median > 0.0 && median.is_finite() && *sigma >= 0.0 && sigma.is_finite()) =>
+            {
+                return Err("lognormal latency needs median > 0 and sigma ≥ 0".into());
+            }
+            (None, Some(latency)) => Action::Latency(latency.clone()),
+            (None, None) => Action::Reset,
+        };
+        let trigger = match (self.every, self.probability) {
             (Some(0), _) => return Err("every must be at least 1".into()),
             (Some(_), Some(_)) => return Err("use every or probability, not both".into()),
             (_, Some(p)) if !(0.0..=1.0).contains(&p) => {
                 return Err(format!("probability {p} is not between 0 and 1"));
             }
-            _ => {}
-        }
-        if let Some(method) = &self.method
-            && Method::from_bytes(method.as_bytes()).is_err()
-        {
-            return Err(format!("'{method}' is not an HTTP method"));
-        }
-        match &self.latency {
-            Some(Latency::Uniform([low, high])) if low > high => Err(format!(
-                "uniform latency [{low}, {high}]: the first bound is the lower"
-            )),
-            Some(Latency::Lognormal { median, sigma })
-                if !(*median > 0.0 && median.is_finite() && *sigma >= 0.0 && sigma.is_finite()) =>
-            {
-                Err("lognormal latency needs median > 0 and sigma ≥ 0".into())
-            }
-            _ => Ok(()),
-        }
+            (Some(every), None) => Trigger::Every(every),
+            (None, Some(probability)) => Trigger::Probability(probability),
+            (None, None) => Trigger::Always,
+        };
+        let method = match &self.method {
+            Some(method) => Some(
+                Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| format!("'{method}' is not an HTTP method"))?,
+            ),
+            None => None,
+        };
+        Ok(ResolvedRule {
+            method,
+            path: self.path.as_ref().map(|path| path.to_ascii_lowercase()),
+            tenant: self.tenant.clone(),
+            app: self.app.clone(),
+            trigger,
+            action,
+        })
     }
+}
 
+impl ResolvedRule {
     fn matches(&self, method: &Method, path: &str, tenant: &str, app: &str) -> bool {
-        self.method
-            .as_ref()
-            .is_none_or(|wanted| wanted.eq_ignore_ascii_case(method.as_str()))
-            && self.path.as_ref().is_none_or(|pattern| {
-                glob_matches(&pattern.to_ascii_lowercase(), &path.to_ascii_lowercase())
-            })
+        self.method.as_ref().is_none_or(|wanted| wanted == method)
+            && self
+                .path
+                .as_ref()
+                .is_none_or(|pattern| glob_matches(pattern, &path.to_ascii_lowercase()))
             && self.tenant.as_ref().is_none_or(|wanted| wanted == tenant)
             && self.app.as_ref().is_none_or(|wanted| wanted == app)
     }
@@ -159,7 +216,9 @@ fn glob_matches(pattern: &str, text: &str) -> bool {
 /// A rule with its state: how many requests it matched and its generator.
 struct ActiveRule {
     id: u64,
+    /// As given, for listing.
     rule: FaultRule,
+    resolved: ResolvedRule,
     matched: u64,
     fired: u64,
     rng: ChaCha8Rng,
@@ -209,7 +268,7 @@ impl Faults {
 
     /// Adds a rule (validated); returns its id.
     pub fn add(&self, rule: FaultRule) -> Result<u64, String> {
-        rule.validate()?;
+        let resolved = rule.resolve()?;
         let mut guard = self.rules.lock().expect("faults lock");
         guard.0 += 1;
         let id = guard.0;
@@ -217,6 +276,7 @@ impl Faults {
         guard.1.push(ActiveRule {
             id,
             rule,
+            resolved,
             matched: 0,
             fired: 0,
             rng,
@@ -259,52 +319,51 @@ impl Faults {
     ) -> Option<FaultAction> {
         let mut guard = self.rules.lock().expect("faults lock");
         for active in guard.1.iter_mut() {
-            if !active.rule.matches(method, path, tenant, app) {
+            if !active.resolved.matches(method, path, tenant, app) {
                 continue;
             }
             active.matched += 1;
-            let fires = match (active.rule.every, active.rule.probability) {
-                (Some(every), _) => active.matched % every == 0,
-                (None, Some(probability)) => active.rng.random_bool(probability),
-                (None, None) => true,
+            let fires = match active.resolved.trigger {
+                Trigger::Every(every) => active.matched % every == 0,
+                Trigger::Probability(probability) => active.rng.random_bool(probability),
+                Trigger::Always => true,
             };
             if !fires {
                 continue;
             }
             active.fired += 1;
-            let name = active
-                .rule
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("fault rule {}", active.id));
-            if active.rule.reset {
-                return Some(FaultAction::Reset);
-            }
-            if let Some(latency) = &active.rule.latency {
-                let milliseconds = match latency {
-                    Latency::Fixed(ms) => *ms as f64,
-                    Latency::Uniform([low, high]) => active.rng.random_range(*low..=*high) as f64,
-                    Latency::Lognormal { median, sigma } => {
-                        let u1: f64 = active.rng.random_range(f64::EPSILON..1.0);
-                        let u2: f64 = active.rng.random();
-                        let normal = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-                        median * (sigma * normal).exp()
-                    }
-                };
-                return Some(FaultAction::Delay(Duration::from_micros(
-                    (milliseconds.clamp(0.0, MAX_LATENCY_MS) * 1000.0) as u64,
-                )));
-            }
-            let status = StatusCode::from_u16(active.rule.status.unwrap_or(500))
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let retry_after = active
-                .rule
-                .retry_after
-                .or((status == StatusCode::TOO_MANY_REQUESTS).then_some(1));
-            return Some(FaultAction::Status {
-                status,
-                retry_after,
-                rule: name,
+            return Some(match &active.resolved.action {
+                Action::Reset => FaultAction::Reset,
+                Action::Latency(latency) => {
+                    let milliseconds = match latency {
+                        Latency::Fixed(ms) => *ms as f64,
+                        Latency::Uniform([low, high]) => {
+                            active.rng.random_range(*low..=*high) as f64
+                        }
+                        Latency::Lognormal { median, sigma } => {
+                            let u1: f64 = active.rng.random_range(f64::EPSILON..1.0);
+                            let u2: f64 = active.rng.random();
+                            let normal =
+                                (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                            median * (sigma * normal).exp()
+                        }
+                    };
+                    FaultAction::Delay(Duration::from_micros(
+                        (milliseconds.clamp(0.0, MAX_LATENCY_MS) * 1000.0) as u64,
+                    ))
+                }
+                Action::Status {
+                    status,
+                    retry_after,
+                } => FaultAction::Status {
+                    status: *status,
+                    retry_after: *retry_after,
+                    rule: active
+                        .rule
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("fault rule {}", active.id)),
+                },
             });
         }
         None
@@ -373,7 +432,7 @@ mod tests {
             "",
         ] {
             let parsed = Faults::from_toml(&format!("[[rules]]\n{bad}\n")).unwrap();
-            assert!(parsed[0].validate().is_err(), "{bad}");
+            assert!(parsed[0].resolve().is_err(), "{bad}");
         }
         assert!(Faults::from_toml("[[rules]]\nstatuss = 500\n").is_err());
     }

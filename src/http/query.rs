@@ -34,7 +34,7 @@ impl ResolvedQuery {
             .as_deref()
             .map(|text| bind_filter(schema, text))
             .transpose()
-            .map_err(ApiError::bad_request)?;
+            .map_err(|error| ApiError::bad_request(error.to_string()))?;
         let mut order = Vec::new();
         for key in options.orderby.iter().flatten() {
             let column = Column::find(schema, &key.name).ok_or_else(|| {

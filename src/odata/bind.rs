@@ -91,16 +91,33 @@ pub enum Predicate {
     Not(Box<Predicate>),
 }
 
-/// A `$filter` problem: a message naming the property or position at fault.
-pub type BindError = String;
+/// A `$filter` problem: the position in the text where it was found (0-based) and what is wrong,
+/// naming the property or literal at fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterError {
+    pub position: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for FilterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Invalid $filter at position {}: {}.",
+            self.position, self.message
+        )
+    }
+}
+
+impl std::error::Error for FilterError {}
+
+type BindError = FilterError;
 
 /// Parses and binds a `$filter` against `schema`.
-pub fn bind_filter(schema: &'static EntitySchema, text: &str) -> Result<Predicate, BindError> {
-    let ast = parse_filter(text).map_err(|error| {
-        format!(
-            "Invalid $filter at position {}: {}.",
-            error.position, error.message
-        )
+pub fn bind_filter(schema: &'static EntitySchema, text: &str) -> Result<Predicate, FilterError> {
+    let ast = parse_filter(text).map_err(|error| FilterError {
+        position: error.position,
+        message: error.message,
     })?;
     Binder { schema }.predicate(&ast)
 }
@@ -136,7 +153,10 @@ enum Bound {
 
 impl Binder {
     fn error(&self, position: usize, message: impl std::fmt::Display) -> BindError {
-        format!("Invalid $filter at position {position}: {message}.")
+        FilterError {
+            position,
+            message: message.to_string(),
+        }
     }
 
     fn column(&self, path: &str, position: usize) -> Result<Column, BindError> {
@@ -419,8 +439,21 @@ mod tests {
     use super::*;
     use crate::model::{AUTOPILOT_EVENT, POLICY_STATUS_DETAIL};
 
-    fn bind(text: &str) -> Result<Predicate, BindError> {
-        bind_filter(&AUTOPILOT_EVENT, text)
+    fn bind(text: &str) -> Result<Predicate, String> {
+        bind_filter(&AUTOPILOT_EVENT, text).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn an_error_carries_the_position_of_what_is_wrong() {
+        let error = bind_filter(
+            &AUTOPILOT_EVENT,
+            "deploymentState eq 'failure' and nope eq 1",
+        )
+        .unwrap_err();
+        assert_eq!(error.position, 33);
+        assert!(error.message.contains("nope"), "{error:?}");
+        let syntax = bind_filter(&AUTOPILOT_EVENT, "deploymentState eq").unwrap_err();
+        assert_eq!(syntax.position, 18, "{syntax:?}");
     }
 
     #[test]

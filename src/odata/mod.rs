@@ -6,7 +6,7 @@ mod lexer;
 mod options;
 mod parser;
 
-pub use bind::{Column, ID, Operand, Predicate, Scalar, StringFunction, bind_filter};
+pub use bind::{Column, FilterError, ID, Operand, Predicate, Scalar, StringFunction, bind_filter};
 pub use options::{
     Expand, MAX_TOP, OrderKey, QueryOptions, SortDirection, parse_query, percent_decode,
 };

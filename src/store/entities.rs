@@ -12,7 +12,7 @@ use crate::odata::{Predicate, Scalar};
 
 impl Store {
     pub async fn get(&self, tenant: &str, target: &Target) -> Result<StoredEntity, StoreError> {
-        let generation = match &self.cache {
+        let generation = match self.cache() {
             Some(cache) => match cache.get(tenant, target) {
                 Some(entity) => {
                     metrics::counter!("graphpilot_entity_cache_total", "result" => "hit")
@@ -36,7 +36,7 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         let entity = StoredEntity::from_row(&row, 0, target.schema())?;
-        if let (Some(cache), Some(generation)) = (&self.cache, generation) {
+        if let (Some(cache), Some(generation)) = (self.cache(), generation) {
             cache.fill(tenant, target, generation, &entity);
         }
         Ok(entity)

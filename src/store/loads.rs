@@ -144,8 +144,8 @@ impl Store {
         deployments: Vec<crate::model::Deployment>,
         kind: LoadKind,
     ) -> Result<(), StoreError> {
-        if let Some(loader) = &self.bulk_loader {
-            let loader = loader.clone();
+        if let super::Backend::Embedded(embedded) = &self.backend {
+            let loader = embedded.bulk_loader.clone();
             let tenant = tenant.to_string();
             return tokio::task::spawn_blocking(move || {
                 loader
@@ -181,7 +181,7 @@ impl Store {
                 .rows_affected();
         }
         transaction.commit().await?;
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = self.cache() {
             cache.clear();
         }
         Ok((deleted[0], deleted[1]))

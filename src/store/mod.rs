@@ -79,6 +79,22 @@ pub enum Durability {
     Normal,
 }
 
+/// How the database is held: an embedded SQLite file that one server owns, or a PostgreSQL
+/// database that several nodes share.
+enum Backend {
+    Embedded(Embedded),
+    Shared,
+}
+
+/// What only an embedded SQLite file has: one server owns the file, so entities can be cached by
+/// key ([`cache`], watched for other processes' commits) and bulk loads take a connection of
+/// their own ([`bulk`]).
+struct Embedded {
+    cache: Arc<cache::EntityCache>,
+    cache_watch: tokio::task::JoinHandle<()>,
+    bulk_loader: Arc<std::sync::Mutex<bulk::SqliteBulkLoader>>,
+}
+
 /// The store: a reader pool plus the sender side of the group-commit writer.
 pub struct Store {
     dialect: Dialect,
@@ -86,17 +102,22 @@ pub struct Store {
     writes: mpsc::Sender<writer::Message>,
     writer_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     writer_pool: AnyPool,
-    /// Entities by key, for an embedded SQLite file (one server owns it); see [`cache`].
-    cache: Option<Arc<cache::EntityCache>>,
-    cache_watch: Option<tokio::task::JoinHandle<()>>,
-    /// The connection bulk loads into an embedded SQLite file take; see [`bulk`].
-    bulk_loader: Option<Arc<std::sync::Mutex<bulk::SqliteBulkLoader>>>,
+    /// What only an embedded SQLite file has, or the database being shared by nodes.
+    backend: Backend,
     /// Whether the database is reachable ([`health`]), and the task that tries it while not.
     health: Arc<health::Health>,
     probe: tokio::task::JoinHandle<()>,
 }
 
 impl Store {
+    /// The entity cache, on an embedded SQLite file.
+    fn cache(&self) -> Option<&cache::EntityCache> {
+        match &self.backend {
+            Backend::Embedded(embedded) => Some(&embedded.cache),
+            Backend::Shared => None,
+        }
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }
@@ -187,8 +208,8 @@ impl Store {
         for task in tasks {
             let _ = task.await;
         }
-        if let Some(watch) = &self.cache_watch {
-            watch.abort();
+        if let Backend::Embedded(embedded) = &self.backend {
+            embedded.cache_watch.abort();
         }
         self.probe.abort();
         self.writer_pool.close().await;

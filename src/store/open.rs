@@ -11,8 +11,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use tokio::sync::{Mutex, mpsc};
 
 use super::{
-    ACQUIRE_TIMEOUT, Dialect, Durability, READER_LOCK_WAIT_MS, Store, WRITER_LOCK_WAIT_MS, bulk,
-    cache, health, writer,
+    ACQUIRE_TIMEOUT, Backend, Dialect, Durability, Embedded, READER_LOCK_WAIT_MS, Store,
+    WRITER_LOCK_WAIT_MS, bulk, cache, health, writer,
 };
 use super::{DEFAULT_READERS, DEFAULT_SQLITE_CACHE_MIB};
 
@@ -118,10 +118,25 @@ impl Store {
             .connect_with(options.clone())
             .await?;
         let (writes, receiver) = mpsc::channel(4096);
-        let cache = (dialect == Dialect::Sqlite).then(|| Arc::new(cache::EntityCache::default()));
-        let cache_watch = match &cache {
-            Some(cache) => Some(watch_other_writers(&options, cache.clone()).await?),
-            None => None,
+        let backend = match dialect {
+            Dialect::Sqlite => {
+                let cache = Arc::new(cache::EntityCache::default());
+                let file = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+                    .get_filename()
+                    .to_path_buf();
+                Backend::Embedded(Embedded {
+                    cache_watch: watch_other_writers(&options, cache.clone()).await?,
+                    cache,
+                    bulk_loader: Arc::new(std::sync::Mutex::new(bulk::SqliteBulkLoader::new(
+                        &file,
+                    ))),
+                })
+            }
+            Dialect::Postgres => Backend::Shared,
+        };
+        let cache = match &backend {
+            Backend::Embedded(embedded) => Some(embedded.cache.clone()),
+            Backend::Shared => None,
         };
         let inbox = Arc::new(Mutex::new(receiver));
         let health = Arc::new(health::Health::default());
@@ -137,26 +152,13 @@ impl Store {
                 ))
             })
             .collect();
-        let bulk_loader = match dialect {
-            Dialect::Sqlite => {
-                let file = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
-                    .get_filename()
-                    .to_path_buf();
-                Some(Arc::new(std::sync::Mutex::new(
-                    bulk::SqliteBulkLoader::new(&file),
-                )))
-            }
-            Dialect::Postgres => None,
-        };
         let store = Store {
-            bulk_loader,
+            backend,
             dialect,
             readers,
             writes,
             writer_tasks: Mutex::new(writer_tasks),
             writer_pool,
-            cache,
-            cache_watch,
             health,
             probe,
         };

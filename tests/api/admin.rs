@@ -203,13 +203,7 @@ async fn reset_empties_one_tenant_and_leaves_the_others() {
     assert_eq!(events_in(&app, "contoso").await, 0);
     assert_eq!(events_in(&app, "fabrikam").await, 20);
     // The command does the same beside the running server; --all empties everything.
-    let output = std::process::Command::new(binary())
-        .arg("reset")
-        .args(app.storage.args())
-        .arg("--all")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    stdout_of(graphpilot_on(&app.storage, &["reset"], &["--all"]));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     while events_in(&app, "fabrikam").await != 0 {
         assert!(std::time::Instant::now() < deadline, "reset --all not seen");
@@ -316,14 +310,11 @@ async fn export_reset_import_gives_back_the_same_responses() {
     // Importing again changes nothing (upsert by id).
     let file = app.data_dir.join("contoso.ndjson");
     std::fs::write(&file, &exported).unwrap();
-    let output = std::process::Command::new(binary())
-        .arg("import")
-        .args(app.storage.args())
-        .args(["--tenant", "contoso"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    stdout_of(graphpilot_on(
+        &app.storage,
+        &["import"],
+        &["--tenant", "contoso", arg(&file)],
+    ));
     assert_eq!(app.count().await, 120);
     assert_eq!(page(&app).await, before);
 }
@@ -354,13 +345,11 @@ async fn a_corrupted_line_is_reported_with_its_number() {
     let file = app.data_dir.join("broken.ndjson");
     std::fs::write(&file, &text).unwrap();
     let run = |on_error: &str| {
-        std::process::Command::new(binary())
-            .arg("import")
-            .args(app.storage.args())
-            .args(["--tenant", "contoso", "--on-error", on_error])
-            .arg(&file)
-            .output()
-            .unwrap()
+        graphpilot_on(
+            &app.storage,
+            &["import"],
+            &["--tenant", "contoso", "--on-error", on_error, arg(&file)],
+        )
     };
     // stop (the default): nothing is imported, and the first bad line is named.
     let stopped = run("stop");
@@ -456,14 +445,17 @@ async fn the_journal_records_a_throttled_request_and_a_404_with_their_request_id
     assert_eq!(throttled[0]["throttled"], true);
     assert_eq!(throttled[0]["method"], "POST");
     // The command shows the same entries.
-    let output = std::process::Command::new(binary())
-        .args(["requests", "--url", &app.base(), "--status", "404"])
-        .arg("--data-dir")
-        .arg(&app.data_dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    assert!(String::from_utf8_lossy(&output.stdout).contains(&missing_id));
+    let base = app.base();
+    let shown = stdout_of(graphpilot(&[
+        "requests",
+        "--url",
+        &base,
+        "--status",
+        "404",
+        "--data-dir",
+        arg(&app.data_dir),
+    ]));
+    assert!(shown.contains(&missing_id));
 }
 
 #[tokio::test]
@@ -477,14 +469,18 @@ async fn export_writes_ndjson_a_graph_page_or_csv_and_the_page_imports_back() {
     .await;
     let export_as = |format: &str| {
         let file = app.data_dir.join(format!("export.{format}"));
-        let output = std::process::Command::new(binary())
-            .arg("export")
-            .args(app.storage.args())
-            .args(["--tenant", "contoso", "--format", format, "--output"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
+        stdout_of(graphpilot_on(
+            &app.storage,
+            &["export"],
+            &[
+                "--tenant",
+                "contoso",
+                "--format",
+                format,
+                "--output",
+                arg(&file),
+            ],
+        ));
         std::fs::read_to_string(file).unwrap()
     };
     let ndjson = export_as("ndjson");
@@ -503,13 +499,10 @@ async fn export_writes_ndjson_a_graph_page_or_csv_and_the_page_imports_back() {
     assert_eq!(lines.count(), 25);
     // The JSON page imports into another tenant as the same events.
     let file = app.data_dir.join("export.json");
-    let output = std::process::Command::new(binary())
-        .arg("import")
-        .args(app.storage.args())
-        .args(["--tenant", "copy"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    stdout_of(graphpilot_on(
+        &app.storage,
+        &["import"],
+        &["--tenant", "copy", arg(&file)],
+    ));
     assert_eq!(export(&app, "copy").await, ndjson);
 }

@@ -155,20 +155,59 @@ pub fn http_client() -> Client {
     Client::builder().build().expect("http client")
 }
 
+/// Runs `graphpilot ARGS…` to its end (every CLI call of the tests goes through here).
+pub fn graphpilot(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(binary())
+        .args(args)
+        .output()
+        .expect("graphpilot runs")
+}
+
+/// Runs `graphpilot COMMAND… --data-dir … [--database …] ARGS…` on `storage`.
+pub fn graphpilot_on(storage: &Storage, command: &[&str], args: &[&str]) -> std::process::Output {
+    let storage_args = storage.args();
+    let mut all: Vec<&str> = command.to_vec();
+    all.extend(storage_args.iter().map(String::as_str));
+    all.extend_from_slice(args);
+    graphpilot(&all)
+}
+
+/// The standard output of a command that must have succeeded.
+pub fn stdout_of(output: std::process::Output) -> String {
+    assert!(output.status.success(), "graphpilot failed: {output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A path as a command-line argument.
+pub fn arg(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
 /// Runs `graphpilot token` and returns the token.
 pub fn mint(data_dir: &Path, tenant: &str, app: &str, extra: &[&str]) -> String {
-    let output = std::process::Command::new(binary())
-        .args(["token", "--data-dir"])
-        .arg(data_dir)
-        .args(["--tenant", tenant, "--app", app])
-        .args(extra)
-        .output()
-        .expect("graphpilot token runs");
-    assert!(output.status.success(), "token failed: {output:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
+    let mut args = vec![
+        "token",
+        "--data-dir",
+        arg(data_dir),
+        "--tenant",
+        tenant,
+        "--app",
+        app,
+    ];
+    args.extend_from_slice(extra);
+    stdout_of(graphpilot(&args)).trim().to_string()
 }
 
 impl TestApp {
+    /// The pages of the collection at `url`, from the first.
+    pub fn pages(&self, url: &str) -> Pages<'_> {
+        Pages {
+            app: self,
+            next: Some(url.to_string()),
+            read: 0,
+        }
+    }
+
     pub fn events_url(&self) -> String {
         format!("{}/deviceManagement/autopilotEvents", self.root)
     }
@@ -255,6 +294,49 @@ impl TestApp {
     }
 }
 
+/// A walk over a collection's pages, following `@odata.nextLink` (one walker for every test).
+pub struct Pages<'a> {
+    app: &'a TestApp,
+    next: Option<String>,
+    /// Pages read so far.
+    pub read: usize,
+}
+
+impl Pages<'_> {
+    /// The next page, or `None` after the last one. An empty page never has a next link.
+    pub async fn next(&mut self) -> Option<Value> {
+        let url = self.next.take()?;
+        let page = self.app.get_json(&url).await;
+        self.next = page["@odata.nextLink"].as_str().map(str::to_string);
+        let empty = page["value"]
+            .as_array()
+            .is_none_or(|values| values.is_empty());
+        assert!(
+            !(empty && self.next.is_some()),
+            "an empty page never has a next link"
+        );
+        self.read += 1;
+        Some(page)
+    }
+
+    /// Every value of every remaining page.
+    pub async fn values(mut self) -> Vec<Value> {
+        let mut values = Vec::new();
+        while let Some(page) = self.next().await {
+            values.extend(page["value"].as_array().unwrap().iter().cloned());
+        }
+        values
+    }
+}
+
+/// The ids of entities.
+pub fn ids_of(values: &[Value]) -> Vec<String> {
+    values
+        .iter()
+        .map(|value| value["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Asserts a Graph error body and returns its message.
 pub async fn assert_graph_error(response: Response, status: u16, code: &str) -> String {
     assert_eq!(response.status(), status, "status");
@@ -284,21 +366,18 @@ pub async fn assert_graph_error(response: Response, status: u16, code: &str) -> 
 
 /// `graphpilot app add` with read-write permission on the app's storage: (client id, secret).
 pub fn register_app(app: &TestApp, tenant: &str) -> (String, String) {
-    let output = std::process::Command::new(binary())
-        .args(["app", "add"])
-        .args(app.storage.args())
-        .args([
+    let text = stdout_of(graphpilot_on(
+        &app.storage,
+        &["app", "add"],
+        &[
             "--tenant",
             tenant,
             "--name",
             "sdk test",
             "--permission",
             READ_WRITE,
-        ])
-        .output()
-        .expect("graphpilot app add runs");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "app add failed: {output:?}");
+        ],
+    ));
     let field = |name: &str| {
         text.lines()
             .find_map(|line| line.strip_prefix(name))
@@ -311,13 +390,7 @@ pub fn register_app(app: &TestApp, tenant: &str) -> (String, String) {
 
 /// The CA certificate `graphpilot cert` prints for the app's data directory.
 pub fn graphpilot_cert(app: &TestApp) -> String {
-    let output = std::process::Command::new(binary())
-        .args(["cert", "--data-dir"])
-        .arg(&app.data_dir)
-        .output()
-        .expect("graphpilot cert runs");
-    assert!(output.status.success(), "cert failed: {output:?}");
-    String::from_utf8(output.stdout).unwrap()
+    stdout_of(graphpilot(&["cert", "--data-dir", arg(&app.data_dir)]))
 }
 
 /// A token with the graphpilot.Admin role (for `/graphpilot/…`).

@@ -7,17 +7,10 @@ use crate::helpers::*;
 
 /// `graphpilot app …` against the app's storage; returns stdout.
 fn app_command(app: &TestApp, args: &[&str]) -> (bool, String) {
-    let mut command = std::process::Command::new(binary());
-    command
-        .arg("app")
-        .arg(args[0])
-        .args(app.storage.args())
-        .args(&args[1..]);
-    let output = command.output().expect("graphpilot app runs");
+    let output = graphpilot_on(&app.storage, &["app", args[0]], &args[1..]);
     (
         output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
     )
 }
 

@@ -9,39 +9,23 @@ use crate::helpers::*;
 
 /// Seeds `count` events into tenant contoso of the running app's storage.
 fn seed(app: &TestApp, count: u32, seed: u32) {
-    let output = std::process::Command::new(binary())
-        .arg("seed")
-        .args(app.storage.args())
-        .args([
-            "--tenant",
-            "contoso",
-            "--count",
-            &count.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
-        .output()
-        .expect("graphpilot seed runs");
-    assert!(output.status.success(), "seed failed: {output:?}");
+    let (count, seed) = (count.to_string(), seed.to_string());
+    stdout_of(graphpilot_on(
+        &app.storage,
+        &["seed"],
+        &["--tenant", "contoso", "--count", &count, "--seed", &seed],
+    ));
 }
 
 /// Every event of the tenant, following next links.
 async fn all_events(app: &TestApp, query: &str) -> Vec<Value> {
-    let mut events = Vec::new();
-    let mut next = Some(format!("{}?{query}", app.events_url()));
-    while let Some(url) = next {
-        let page = app.get_json(&url).await;
-        events.extend(page["value"].as_array().unwrap().iter().cloned());
-        next = page["@odata.nextLink"].as_str().map(str::to_string);
-    }
-    events
+    app.pages(&format!("{}?{query}", app.events_url()))
+        .values()
+        .await
 }
 
 fn ids(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect()
+    ids_of(events)
 }
 
 fn id_set(events: &[Value]) -> HashSet<String> {
@@ -284,14 +268,12 @@ async fn an_ordered_walk_stays_exact_while_others_insert() {
     seed(&app, 120, 9);
     let before = all_events(&app, "").await;
     let mut seen = Vec::new();
-    let mut next = Some(format!(
+    let mut pages = app.pages(&format!(
         "{}?$orderby=eventDateTime%20desc&$top=25&$count=true",
         app.events_url()
     ));
-    while let Some(url) = next {
-        let page = app.get_json(&url).await;
+    while let Some(page) = pages.next().await {
         seen.extend(ids(page["value"].as_array().unwrap()));
-        next = page["@odata.nextLink"].as_str().map(str::to_string);
         app.create_event(json!({"eventDateTime": "2030-01-01T00:00:00Z"}))
             .await;
     }

@@ -51,14 +51,11 @@ async fn the_official_python_sdk_runs_its_scenario_over_https() {
 
     // The page the SDK wrote (its own serialisation: Python-style durations, microsecond
     // times) imports into another tenant, ids and values kept.
-    let output = std::process::Command::new(binary())
-        .arg("import")
-        .args(app.storage.args())
-        .args(["--tenant", "restored"])
-        .arg(&page_file)
-        .output()
-        .expect("graphpilot import runs");
-    assert!(output.status.success(), "{output:?}");
+    stdout_of(graphpilot_on(
+        &app.storage,
+        &["import"],
+        &["--tenant", "restored", arg(&page_file)],
+    ));
     let token = mint(&app.data_dir, "restored", "reader", &["--role", READ_ONLY]);
     let page: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&page_file).unwrap()).unwrap();

@@ -7,12 +7,9 @@ use crate::helpers::*;
 fn serve(args: &[&str]) -> (bool, String, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let clock = Instant::now();
-    let output = std::process::Command::new(binary())
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args(args)
-        .output()
-        .unwrap();
+    let mut all = vec!["serve", "--data-dir", arg(dir.path())];
+    all.extend_from_slice(args);
+    let output = graphpilot(&all);
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stderr).into_owned(),

@@ -151,18 +151,18 @@ async fn a_certificate_of_the_users_own_is_served() {
 #[tokio::test]
 async fn a_missing_certificate_file_stops_the_start_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--tls"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args([
-            "--tls-cert",
-            "/nonexistent/cert.pem",
-            "--tls-key",
-            "/nonexistent/key.pem",
-        ])
-        .output()
-        .expect("graphpilot runs");
+    let output = graphpilot(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls",
+        "--data-dir",
+        arg(dir.path()),
+        "--tls-cert",
+        "/nonexistent/cert.pem",
+        "--tls-key",
+        "/nonexistent/key.pem",
+    ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/cert.pem"), "{stderr}");

@@ -386,12 +386,7 @@ async fn a_data_directory_on_a_read_only_file_system_is_refused_at_start_with_wh
     assert!(app.terminate().await.success());
     disk.remount("ro");
     let clock = Instant::now();
-    let output = std::process::Command::new(binary())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(storage.args())
-        .args(&options.extra)
-        .output()
-        .unwrap();
+    let output = graphpilot_on(&storage, &["serve", "--listen", "127.0.0.1:0"], &[]);
     assert!(!output.status.success());
     assert!(
         clock.elapsed() < Duration::from_secs(5),
