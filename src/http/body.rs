@@ -12,17 +12,22 @@ use crate::model::BodyError;
 /// The largest request body accepted (api.md §6).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// Whether `Content-Length` announces more than [`MAX_BODY_BYTES`].
+fn declared_too_large(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+        .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+}
+
 /// Reads and drops a body the answer did not need (a 401, 403, 429 or injected fault to a POST):
 /// the connection then stays usable for the client's next request, where an unread body would
 /// make it close under the client's feet. Bodies declared over the limit are not read; their
 /// connection closes.
 pub async fn drain(parts: &Parts, body: Body, body_timeout: std::time::Duration) {
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+    if declared_too_large(parts) {
         return;
     }
     let _ = tokio::time::timeout(
@@ -59,12 +64,7 @@ pub async fn read_json_body(
     if !is_json {
         return Err(ApiError::unsupported_media_type(content_type));
     }
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+    if declared_too_large(parts) {
         return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
     }
     let collected = tokio::time::timeout(

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::context::RequestContext;
+use super::extract::{PathValue, QueryValues};
 use super::response::json_response;
 use crate::auth::apps::secret_matches;
 use crate::auth::{GRAPH_AUDIENCES, TokenRequest, mint};
@@ -46,7 +47,7 @@ fn oauth_error(status: StatusCode, error: &str, code: u32, description: &str) ->
 /// by HTTP Basic).
 pub async fn token(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
+    PathValue(tenant): PathValue<String>,
     parts: Parts,
     body: Bytes,
 ) -> Response {
@@ -224,7 +225,7 @@ pub async fn token(
 /// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
 pub async fn openid_configuration(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
+    PathValue(tenant): PathValue<String>,
     parts: Parts,
 ) -> Response {
     let origin = RequestContext::origin(&parts, state.scheme);
@@ -258,7 +259,7 @@ pub async fn keys(State(state): State<Arc<AppState>>) -> Response {
 /// client that does not turn discovery off still finds the tenant's discovery document.
 pub async fn instance_discovery(
     State(state): State<Arc<AppState>>,
-    Query(query): Query<Vec<(String, String)>>,
+    QueryValues(query): QueryValues<Vec<(String, String)>>,
     parts: Parts,
 ) -> Response {
     let origin = RequestContext::origin(&parts, state.scheme);

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::apply::{Precondition, WriteOp, Written};
 use super::rows::read_scalar;
-use super::sql::{self, Collection, Listing, SortKeys, Target, sort_keys};
+use super::sql::{Collection, Listing, SortKeys, Target, sort_keys};
 use super::{PageRow, Store, StoreError, StoredEntity};
 use crate::model::{Entity, PatchBody};
 use crate::odata::{Predicate, Scalar};
@@ -29,10 +29,7 @@ impl Store {
         };
         let (sql, values) = self.dialect.select_one(tenant, target);
         let row = self
-            .bounded({
-                let query = sql::bind(sql, values);
-                async { Ok(query.fetch_optional(&self.readers).await?) }
-            })
+            .read_optional_row((sql, values))
             .await?
             .ok_or(StoreError::NotFound)?;
         let entity = StoredEntity::from_row(&row, 0, target.schema())?;
@@ -61,12 +58,7 @@ impl Store {
         listing: &Listing<'_>,
     ) -> Result<Vec<PageRow>, StoreError> {
         let (statement, values) = self.dialect.select_page(tenant, listing);
-        let rows = self
-            .bounded({
-                let query = sql::bind(statement, values);
-                async { Ok(query.fetch_all(&self.readers).await?) }
-            })
-            .await?;
+        let rows = self.read_rows((statement, values)).await?;
         let keys = sort_keys(listing.order);
         let schema = listing.collection.schema();
         // seq, then the entity columns, then the sort columns.
@@ -99,12 +91,7 @@ impl Store {
         filter: Option<&Predicate>,
     ) -> Result<i64, StoreError> {
         let (statement, values) = self.dialect.count(tenant, collection, filter);
-        let row = self
-            .bounded({
-                let query = sql::bind(statement, values);
-                async { Ok(query.fetch_one(&self.readers).await?) }
-            })
-            .await?;
+        let row = self.read_row((statement, values)).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -118,12 +105,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let (statement, values) = self.dialect.details_of(tenant, event_ids);
-        let rows = self
-            .bounded({
-                let query = sql::bind(statement, values);
-                async { Ok(query.fetch_all(&self.readers).await?) }
-            })
-            .await?;
+        let rows = self.read_rows((statement, values)).await?;
         rows.iter()
             .map(|row| {
                 let detail = StoredEntity::from_row(row, 1, &crate::model::POLICY_STATUS_DETAIL)?;

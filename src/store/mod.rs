@@ -162,6 +162,38 @@ impl Store {
         }
     }
 
+    /// A read statement's rows, through [`Store::bounded`].
+    fn read_rows(
+        &self,
+        (statement, values): (String, sea_query::Values),
+    ) -> impl std::future::Future<Output = Result<Vec<sqlx::any::AnyRow>, StoreError>> + Send + '_
+    {
+        // Bound before the future: sea-query's values are not Send, the bound query is.
+        let query = sql::bind(statement, values);
+        self.bounded(async move { Ok(query.fetch_all(&self.readers).await?) })
+    }
+
+    /// A read statement's one row, through [`Store::bounded`].
+    fn read_row(
+        &self,
+        (statement, values): (String, sea_query::Values),
+    ) -> impl std::future::Future<Output = Result<sqlx::any::AnyRow, StoreError>> + Send + '_ {
+        // Bound before the future: sea-query's values are not Send, the bound query is.
+        let query = sql::bind(statement, values);
+        self.bounded(async move { Ok(query.fetch_one(&self.readers).await?) })
+    }
+
+    /// A read statement's row if there is one, through [`Store::bounded`].
+    fn read_optional_row(
+        &self,
+        (statement, values): (String, sea_query::Values),
+    ) -> impl std::future::Future<Output = Result<Option<sqlx::any::AnyRow>, StoreError>> + Send + '_
+    {
+        // Bound before the future: sea-query's values are not Send, the bound query is.
+        let query = sql::bind(statement, values);
+        self.bounded(async move { Ok(query.fetch_optional(&self.readers).await?) })
+    }
+
     /// Runs a store call that may be dropped half-way without harm (a read, or a single
     /// statement), failing fast while the database is down and at the request's deadline.
     async fn bounded<T>(

@@ -87,12 +87,7 @@ impl Store {
     /// Every app registration, or the one with `client_id`.
     pub async fn apps(&self, client_id: Option<&str>) -> Result<Vec<AppRegistration>, StoreError> {
         let (statement, values) = self.dialect.select_apps(client_id);
-        let rows = self
-            .bounded({
-                let query = sql::bind(statement, values);
-                async { Ok(query.fetch_all(&self.readers).await?) }
-            })
-            .await?;
+        let rows = self.read_rows((statement, values)).await?;
         rows.iter()
             .map(|row| {
                 let permissions: String = row.try_get(4)?;

@@ -163,11 +163,8 @@ async fn admin_endpoints_refuse_graph_tokens_and_missing_ones() {
         assert!(message.contains("graphpilot.Admin"), "{message}");
     }
     let openapi: Value = app
-        .client
-        .get(format!("{}/graphpilot/openapi.json", app.base()))
-        .send()
+        .get_own("/graphpilot/openapi.json")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -162,11 +162,6 @@ async fn latency_delays_a_request_that_then_succeeds_and_reset_drops_the_connect
     };
     assert!(failed, "the connection should have been dropped");
     // The server is fine afterwards.
-    let health = app
-        .client
-        .get(format!("{}/healthz", app.base()))
-        .send()
-        .await
-        .unwrap();
+    let health = app.get_own("/healthz").await;
     assert_eq!(health.status(), 200);
 }

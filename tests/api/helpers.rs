@@ -245,6 +245,28 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A GET of one of the server's own paths (`/healthz`, `/metrics`, …) without a token.
+    pub async fn get_own(&self, path: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.base()))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The number of events `token`'s tenant holds (`/$count`).
+    pub async fn count_as(&self, token: &str) -> u64 {
+        let response = self
+            .client
+            .get(format!("{}/$count", self.events_url()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap().parse().unwrap()
+    }
+
     pub async fn get(&self, url: &str) -> Response {
         self.request(Method::GET, url).send().await.unwrap()
     }
@@ -426,6 +448,41 @@ pub async fn spawn_sdk_server() -> SdkServer {
         client_id,
         secret,
         ca,
+    }
+}
+
+impl SdkServer {
+    /// Runs an official SDK's scenario (`program script` in `dir`) against this server: the base
+    /// URL, tenant, client id and secret in `GRAPHPILOT_*` variables, plus `env`. Asserts that it
+    /// succeeded and printed `last_line`; returns what it printed.
+    pub async fn run_scenario(
+        &self,
+        program: &Path,
+        script: &str,
+        dir: &Path,
+        env: &[(&str, &Path)],
+        last_line: &str,
+    ) -> String {
+        let mut command = tokio::process::Command::new(program);
+        command
+            .arg(script)
+            .current_dir(dir)
+            .env("GRAPHPILOT_BASE", &self.base)
+            .env("GRAPHPILOT_TENANT", "contoso")
+            .env("GRAPHPILOT_CLIENT_ID", &self.client_id)
+            .env("GRAPHPILOT_CLIENT_SECRET", &self.secret);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let output = command.output().await.expect("the SDK's runtime runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "SDK scenario failed:\n{stdout}\n{stderr}"
+        );
+        assert!(stdout.contains(last_line), "{stdout}");
+        stdout
     }
 }
 

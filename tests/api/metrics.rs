@@ -21,12 +21,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 async fn scrape(app: &TestApp) -> String {
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.base()))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_own("/metrics").await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -111,12 +106,7 @@ async fn metrics_count_throttled_and_faulted_answers_and_can_require_an_admin_to
         ..Options::default()
     })
     .await;
-    let anonymous = app
-        .client
-        .get(format!("{}/metrics", app.base()))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = app.get_own("/metrics").await;
     assert_graph_error(anonymous, 401, "InvalidAuthenticationToken").await;
     let graph = app
         .client

@@ -230,17 +230,6 @@ async fn two_nodes_together_admit_no_more_than_the_limit() {
     // The app's write limit is 100 per window; nodes may leave a claimed chunk unused, never exceed.
     assert!((90..=100).contains(&admitted), "admitted {admitted}");
     assert_eq!(admitted + throttled, 160);
-    let count: u64 = a
-        .client
-        .get(format!("{}/$count", a.events_url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-        .parse()
-        .unwrap();
+    let count: u64 = a.count_as(&token).await;
     assert_eq!(count, admitted, "throttled writes created nothing");
 }

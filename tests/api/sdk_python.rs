@@ -8,13 +8,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn the_official_python_sdk_runs_its_scenario_over_https() {
-    let SdkServer {
-        app,
-        base,
-        client_id,
-        secret,
-        ca,
-    } = spawn_sdk_server().await;
+    let server = spawn_sdk_server().await;
     let sdk_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/python");
     let python = sdk_dir.join(".venv/bin/python");
     assert!(
@@ -22,32 +16,23 @@ async fn the_official_python_sdk_runs_its_scenario_over_https() {
         "the SDK is not installed: run scripts/test, or python3 -m venv tests/sdk/python/.venv && \
          tests/sdk/python/.venv/bin/pip install -r tests/sdk/python/requirements.txt"
     );
-    let page_file = app.data_dir.join("page-written-by-the-sdk.json");
-    let output = tokio::process::Command::new(&python)
-        .arg("scenario.py")
-        .current_dir(&sdk_dir)
-        .env("GRAPHPILOT_BASE", &base)
-        .env("GRAPHPILOT_TENANT", "contoso")
-        .env("GRAPHPILOT_CLIENT_ID", &client_id)
-        .env("GRAPHPILOT_CLIENT_SECRET", &secret)
-        .env("GRAPHPILOT_PAGE_FILE", &page_file)
-        // httpx (the SDK) reads SSL_CERT_FILE, requests (azure-identity's sync parts)
-        // REQUESTS_CA_BUNDLE; aiohttp (its async transport) uses the SSL_CERT_FILE default too.
-        .env("SSL_CERT_FILE", &ca)
-        .env("REQUESTS_CA_BUNDLE", &ca)
-        .output()
-        .await
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "SDK scenario failed:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains("ok delete and 404 as ODataError"),
-        "{stdout}"
-    );
+    let page_file = server.app.data_dir.join("page-written-by-the-sdk.json");
+    // httpx (the SDK) reads SSL_CERT_FILE, requests (azure-identity's sync parts)
+    // REQUESTS_CA_BUNDLE; aiohttp (its async transport) uses the SSL_CERT_FILE default too.
+    server
+        .run_scenario(
+            &python,
+            "scenario.py",
+            &sdk_dir,
+            &[
+                ("GRAPHPILOT_PAGE_FILE", &page_file),
+                ("SSL_CERT_FILE", &server.ca),
+                ("REQUESTS_CA_BUNDLE", &server.ca),
+            ],
+            "ok delete and 404 as ODataError",
+        )
+        .await;
+    let app = &server.app;
 
     // The page the SDK wrote (its own serialisation: Python-style durations, microsecond
     // times) imports into another tenant, ids and values kept.
@@ -63,7 +48,7 @@ async fn the_official_python_sdk_runs_its_scenario_over_https() {
     assert_eq!(written.len(), 40);
     for event in written.iter().take(5) {
         let id = event["id"].as_str().unwrap();
-        let restored = graphpilot_get(&app, &token, &format!("{}/{id}", app.events_url())).await;
+        let restored = graphpilot_get(app, &token, &format!("{}/{id}", app.events_url())).await;
         assert_eq!(restored["deviceSerialNumber"], event["deviceSerialNumber"]);
         assert_eq!(restored["deploymentState"], event["deploymentState"]);
         assert_eq!(restored["deploymentDuration"], "PT0S");

@@ -285,12 +285,7 @@ async fn a_full_disk_refuses_writes_with_507_keeps_reads_and_loses_nothing_ackno
     load.wait_for(507, 40, Duration::from_secs(120)).await;
     assert_eq!(load.count(500), 0);
     // While it is full: reads return what was acknowledged; readiness says writes are refused.
-    let probe = app
-        .client
-        .get(format!("{}/healthz", app.base()))
-        .send()
-        .await
-        .unwrap();
+    let probe = app.get_own("/healthz").await;
     assert_eq!(probe.status(), 200);
     assert!(probe.text().await.unwrap().contains("writes refused"));
     let sample: Vec<(String, String)> = {
@@ -682,12 +677,7 @@ async fn database_outage(outage: Duration, request_timeout: u64) {
     let health = format!("{}/healthz", app.base());
     let ready = app.client.get(&health).send().await.unwrap();
     assert_graph_error(ready, 503, "ServiceUnavailable").await;
-    let live = app
-        .client
-        .get(format!("{}/livez", app.base()))
-        .send()
-        .await
-        .unwrap();
+    let live = app.get_own("/livez").await;
     assert_eq!(live.status(), 200);
     tokio::time::sleep(outage.saturating_sub(stopped.elapsed())).await;
     postgres.up();
