@@ -281,17 +281,9 @@ pub async fn add_fault(
         .map_err(|_| ApiError::payload_too_large(64 * 1024))?;
     let rule: FaultRule = serde_json::from_slice(&bytes)
         .map_err(|error| ApiError::bad_request(format!("Not a fault rule: {error}.")))?;
-    let id = state.faults.add(rule).map_err(ApiError::bad_request)?;
-    let rule = state
-        .faults
-        .list()
-        .into_iter()
-        .find(|listed| listed.id == id)
-        .expect("just added");
-    Ok(json_response(
-        StatusCode::CREATED,
-        serde_json::to_string(&rule).expect("serialisable"),
-    ))
+    let listed = state.faults.add(rule).map_err(ApiError::bad_request)?;
+    let body = serde_json::to_string(&listed).map_err(|error| ApiError::internal(&error))?;
+    Ok(json_response(StatusCode::CREATED, body))
 }
 
 /// `DELETE /graphpilot/faults`: removes every rule.

@@ -250,12 +250,11 @@ fn execution_order(steps: &[Step]) -> Result<Vec<usize>, ApiError> {
                     .all(|&dependency| done[dependency])
         });
         let Some(position) = ready else {
-            let stuck = (0..steps.len())
-                .find(|&position| !done[position])
-                .expect("some step is not done");
+            // Not every step is done (the loop's condition), and none is ready: a cycle.
+            let stuck = (0..steps.len()).find(|&position| !done[position]);
+            let through = stuck.map_or("?", |position| steps[position].id.as_str());
             return Err(ApiError::bad_request(format!(
-                "The dependsOn of the batch form a cycle through request '{}'.",
-                steps[stuck].id
+                "The dependsOn of the batch form a cycle through request '{through}'."
             )));
         };
         done[position] = true;

@@ -185,7 +185,7 @@ pub async fn with_request_context(
         .map(|template| template.0)
         .or(route)
         .unwrap_or("other");
-    super::metrics::record_request(template, method.as_str(), status, elapsed);
+    super::metrics::record_request(template, &method, status, elapsed);
     if faulted {
         super::metrics::record_refusal(template, "faulted");
     } else if status == 429 {

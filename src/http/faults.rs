@@ -266,13 +266,19 @@ impl Faults {
             .map_err(|error| error.to_string())
     }
 
-    /// Adds a rule (validated); returns its id.
-    pub fn add(&self, rule: FaultRule) -> Result<u64, String> {
+    /// Adds a rule (resolved first); returns it as listed.
+    pub fn add(&self, rule: FaultRule) -> Result<ListedRule, String> {
         let resolved = rule.resolve()?;
         let mut guard = self.rules.lock().expect("faults lock");
         guard.0 += 1;
         let id = guard.0;
         let rng = ChaCha8Rng::seed_from_u64(rule.seed.unwrap_or(0));
+        let listed = ListedRule {
+            id,
+            rule: rule.clone(),
+            matched: 0,
+            fired: 0,
+        };
         guard.1.push(ActiveRule {
             id,
             rule,
@@ -281,7 +287,7 @@ impl Faults {
             fired: 0,
             rng,
         });
-        Ok(id)
+        Ok(listed)
     }
 
     pub fn list(&self) -> Vec<ListedRule> {

@@ -34,9 +34,11 @@ pub const MAX_QUERY_BYTES: usize = 32 * 1024;
 
 /// Entry point for every path that is not one of the server's own (`/healthz`).
 pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let template = route_template(request.uri().path());
+    // The route's template, for metrics: set once the path is parsed ("other" if it is not a
+    // route).
+    let mut template = "other";
     // A panic is a bug of ours: answer 500 in Graph's shape instead of dropping the connection.
-    let mut response = match AssertUnwindSafe(handle(&state, request))
+    let mut response = match AssertUnwindSafe(handle(&state, request, &mut template))
         .catch_unwind()
         .await
     {
@@ -50,21 +52,14 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> R
     response
 }
 
-/// The template of a path under the service root; `other` for anything that is not a route.
-fn route_template(path: &str) -> &'static str {
-    let mut segments = path.split('/').skip(1);
-    let root = segments.next().unwrap_or("");
-    if !root.eq_ignore_ascii_case("beta") {
-        return "other";
-    }
-    let rest: Vec<&str> = segments.collect();
-    routes::parse(&rest).map_or("other", |route| route.template())
-}
-
-async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError> {
+async fn handle(
+    state: &AppState,
+    request: Request,
+    template: &mut &'static str,
+) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let mut body = Some(body);
-    let answer = answer(state, &parts, &mut body).await;
+    let answer = answer(state, &parts, &mut body, template).await;
     if let Some(unread) = body {
         drain(&parts, unread, state.body_timeout).await;
     }
@@ -76,6 +71,7 @@ async fn answer(
     state: &AppState,
     parts: &Parts,
     body: &mut Option<Body>,
+    template: &mut &'static str,
 ) -> Result<Response, ApiError> {
     let take_body = |body: &mut Option<Body>| body.take().unwrap_or_else(Body::empty);
     if parts
@@ -105,6 +101,9 @@ async fn answer(
         return Err(ApiError::not_found_path(&path));
     }
     let route = routes::parse(&rest);
+    if let Ok(route) = &route {
+        *template = route.template();
+    }
     let base = service_root(parts, state.scheme);
     if matches!(route, Ok(Route::Metadata)) {
         check_method(&parts.method, &Route::Metadata)?;
@@ -222,7 +221,10 @@ fn handle_boxed<'a>(
     state: &'a AppState,
     request: Request,
 ) -> std::pin::Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send + 'a>> {
-    Box::pin(handle(state, request))
+    Box::pin(async move {
+        let mut template = "other";
+        handle(state, request, &mut template).await
+    })
 }
 
 fn check_method(method: &Method, route: &Route) -> Result<(), ApiError> {

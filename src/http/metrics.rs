@@ -1,10 +1,11 @@
 //! Prometheus metrics: the process's recorder (installed once) and `GET /metrics`, which renders
 //! it in Prometheus text format. Every series is labelled by route template, never by raw path.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use axum::extract::{FromRequestParts, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -45,15 +46,56 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// The handles of one (route, method, status), registered once: a request then costs two
+/// atomic updates, not a registry lookup with freshly allocated labels (measured: 4.6% of the CPU
+/// of `/healthz` at 32 connections before).
+type RequestSeries = (metrics::Counter, metrics::Histogram);
+
+/// (route template, method, status).
+type SeriesKey = (&'static str, &'static str, u16);
+
+static SERIES: OnceLock<RwLock<HashMap<SeriesKey, RequestSeries>>> = OnceLock::new();
+
+/// A method as a `'static` label (extension methods share one).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::PUT => "PUT",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Records one finished request.
-pub fn record_request(route: &'static str, method: &str, status: u16, seconds: f64) {
-    let status = status.to_string();
-    metrics::counter!("graphpilot_http_requests_total",
-        "route" => route, "method" => method.to_string(), "status" => status)
-    .increment(1);
-    metrics::histogram!("graphpilot_http_request_duration_seconds",
-        "route" => route, "method" => method.to_string())
-    .record(seconds);
+pub fn record_request(route: &'static str, method: &Method, status: u16, seconds: f64) {
+    let method = method_label(method);
+    let series = SERIES.get_or_init(Default::default);
+    let key = (route, method, status);
+    let known = series
+        .read()
+        .ok()
+        .and_then(|known| known.get(&key).cloned());
+    let (counter, histogram) = match known {
+        Some(handles) => handles,
+        None => {
+            let handles = (
+                metrics::counter!("graphpilot_http_requests_total",
+                    "route" => route, "method" => method, "status" => status.to_string()),
+                metrics::histogram!("graphpilot_http_request_duration_seconds",
+                    "route" => route, "method" => method),
+            );
+            if let Ok(mut known) = series.write() {
+                known.insert(key, handles.clone());
+            }
+            handles
+        }
+    };
+    counter.increment(1);
+    histogram.record(seconds);
 }
 
 /// Records an answer that throttling or fault injection gave instead of the service.
