@@ -15,7 +15,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::edm::{DateTimeOffset, Duration, TICKS_PER_SECOND};
-use crate::model::{AUTOPILOT_EVENT, Deployment, Entity, POLICY_STATUS_DETAIL, Value};
+use crate::model::{
+    AUTOPILOT_EVENT, Deployment, Entity, EntitySchema, POLICY_STATUS_DETAIL, PropertyId, Value,
+    detail, event,
+};
 use crate::store::{LoadKind, Store, StoreError};
 
 /// Picks from weighted choices (weights in any unit).
@@ -239,14 +242,8 @@ impl FleetGenerator {
         self.index += 1;
         let schema = &AUTOPILOT_EVENT;
         let mut event = Entity::with_id(schema, self.guid());
-        let set = |event: &mut Entity, name: &str, value: Value| event.set(schema, name, value);
-        let enum_value = |name: &str, member: &str| {
-            let (_, property) = schema.property(name).expect("enum property");
-            let crate::model::EdmType::Enum(enum_type) = property.edm else {
-                unreachable!("{name} is an enum")
-            };
-            Value::Enum(enum_type.value_of(member).expect("known member"))
-        };
+        let set = |event: &mut Entity, id: PropertyId, value: Value| event.set(schema, id, value);
+        let enum_value = |id: PropertyId, member: &str| enum_member(schema, id, member);
         let enrollment_type = *weighted(&mut self.rng, &ENROLLMENT_TYPES);
         let outcome = *weighted(&mut self.rng, &OUTCOMES);
         let (esp_name, esp_id) = *pick(&mut self.rng, &ESP_PROFILES);
@@ -363,103 +360,119 @@ impl FleetGenerator {
         let user_number = self.rng.random_range(1..400);
         let device_id = self.guid();
         let user_id = self.guid();
-        set(&mut event, "deviceId", Value::String(device_id));
+        set(&mut event, event::DEVICE_ID, Value::String(device_id));
         if !self_deploying {
-            set(&mut event, "userId", Value::String(user_id));
+            set(&mut event, event::USER_ID, Value::String(user_id));
             set(
                 &mut event,
-                "userPrincipalName",
+                event::USER_PRINCIPAL_NAME,
                 Value::String(format!("{first}.{last}{user_number}@{}", self.domain)),
             );
         }
         set(
             &mut event,
-            "deviceSerialNumber",
+            event::DEVICE_SERIAL_NUMBER,
             Value::String(serial.clone()),
         );
         set(
             &mut event,
-            "managedDeviceName",
+            event::MANAGED_DEVICE_NAME,
             Value::String(format!("AP-{}", &serial[serial.len().saturating_sub(7)..])),
         );
-        set(&mut event, "eventDateTime", instant(event_time));
-        set(&mut event, "deviceRegisteredDateTime", instant(registered));
+        set(&mut event, event::EVENT_DATE_TIME, instant(event_time));
         set(
             &mut event,
-            "enrollmentStartDateTime",
+            event::DEVICE_REGISTERED_DATE_TIME,
+            instant(registered),
+        );
+        set(
+            &mut event,
+            event::ENROLLMENT_START_DATE_TIME,
             instant(enrollment_start),
         );
-        set(&mut event, "deploymentStartDateTime", instant(start));
-        set(&mut event, "deploymentEndDateTime", instant(end));
         set(
             &mut event,
-            "enrollmentType",
-            enum_value("enrollmentType", enrollment_type),
+            event::DEPLOYMENT_START_DATE_TIME,
+            instant(start),
+        );
+        set(&mut event, event::DEPLOYMENT_END_DATE_TIME, instant(end));
+        set(
+            &mut event,
+            event::ENROLLMENT_TYPE,
+            enum_value(event::ENROLLMENT_TYPE, enrollment_type),
         );
         set(
             &mut event,
-            "enrollmentState",
-            enum_value("enrollmentState", enrollment_state),
+            event::ENROLLMENT_STATE,
+            enum_value(event::ENROLLMENT_STATE, enrollment_state),
         );
         set(
             &mut event,
-            "deploymentState",
-            enum_value("deploymentState", outcome),
+            event::DEPLOYMENT_STATE,
+            enum_value(event::DEPLOYMENT_STATE, outcome),
         );
         set(
             &mut event,
-            "deviceSetupStatus",
-            enum_value("deviceSetupStatus", device_status),
+            event::DEVICE_SETUP_STATUS,
+            enum_value(event::DEVICE_SETUP_STATUS, device_status),
         );
         set(
             &mut event,
-            "accountSetupStatus",
-            enum_value("accountSetupStatus", account_status),
+            event::ACCOUNT_SETUP_STATUS,
+            enum_value(event::ACCOUNT_SETUP_STATUS, account_status),
         );
         set(
             &mut event,
-            "windowsAutopilotDeploymentProfileDisplayName",
+            event::WINDOWS_AUTOPILOT_DEPLOYMENT_PROFILE_DISPLAY_NAME,
             Value::String(profile.into()),
         );
         set(
             &mut event,
-            "windows10EnrollmentCompletionPageConfigurationDisplayName",
+            event::WINDOWS10_ENROLLMENT_COMPLETION_PAGE_CONFIGURATION_DISPLAY_NAME,
             Value::String(esp_name.into()),
         );
         set(
             &mut event,
-            "windows10EnrollmentCompletionPageConfigurationId",
+            event::WINDOWS10_ENROLLMENT_COMPLETION_PAGE_CONFIGURATION_ID,
             Value::String(esp_id.into()),
         );
         set(
             &mut event,
-            "osVersion",
+            event::OS_VERSION,
             Value::String(weighted(&mut self.rng, &OS_BUILDS).to_string()),
         );
-        set(&mut event, "deploymentDuration", span(deployment));
+        set(&mut event, event::DEPLOYMENT_DURATION, span(deployment));
         set(
             &mut event,
-            "deploymentTotalDuration",
+            event::DEPLOYMENT_TOTAL_DURATION,
             span(if finished { total } else { 0 }),
         );
-        set(&mut event, "devicePreparationDuration", span(preparation));
-        set(&mut event, "deviceSetupDuration", span(device_setup));
-        set(&mut event, "accountSetupDuration", span(account_setup));
+        set(
+            &mut event,
+            event::DEVICE_PREPARATION_DURATION,
+            span(preparation),
+        );
+        set(&mut event, event::DEVICE_SETUP_DURATION, span(device_setup));
+        set(
+            &mut event,
+            event::ACCOUNT_SETUP_DURATION,
+            span(account_setup),
+        );
         let tracked_count = self.rng.random_range(0..=4_usize);
         set(
             &mut event,
-            "targetedAppCount",
+            event::TARGETED_APP_COUNT,
             Value::Int32(self.rng.random_range(3..25)),
         );
         set(
             &mut event,
-            "targetedPolicyCount",
+            event::TARGETED_POLICY_COUNT,
             Value::Int32(self.rng.random_range(5..40)),
         );
         if let Some(failure) = failure {
             set(
                 &mut event,
-                "enrollmentFailureDetails",
+                event::ENROLLMENT_FAILURE_DETAILS,
                 Value::String(failure.into()),
             );
         }
@@ -477,26 +490,30 @@ impl FleetGenerator {
             let mut detail = Entity::with_id(&POLICY_STATUS_DETAIL, self.guid());
             let reported = if finished { end } else { event_time };
             let schema = &POLICY_STATUS_DETAIL;
-            detail.set(schema, "displayName", Value::String(name.into()));
-            detail.set(schema, "policyType", enum_detail("policyType", policy_type));
+            detail.set(schema, detail::DISPLAY_NAME, Value::String(name.into()));
             detail.set(
                 schema,
-                "complianceStatus",
-                enum_detail("complianceStatus", status),
+                detail::POLICY_TYPE,
+                enum_detail(detail::POLICY_TYPE, policy_type),
             );
             detail.set(
                 schema,
-                "trackedOnEnrollmentStatus",
+                detail::COMPLIANCE_STATUS,
+                enum_detail(detail::COMPLIANCE_STATUS, status),
+            );
+            detail.set(
+                schema,
+                detail::TRACKED_ON_ENROLLMENT_STATUS,
                 Value::Boolean(self.rng.random_bool(0.8)),
             );
             detail.set(
                 schema,
-                "lastReportedDateTime",
+                detail::LAST_REPORTED_DATE_TIME,
                 instant(reported - self.rng.random_range(0..600) * TICKS_PER_SECOND),
             );
             detail.set(
                 schema,
-                "errorCode",
+                detail::ERROR_CODE,
                 Value::Int32(if failed { -2_016_345_060 } else { 0 }),
             );
             details.push(detail);
@@ -588,12 +605,21 @@ pub async fn seed_tenant(
     })
 }
 
-fn enum_detail(name: &str, member: &str) -> Value {
-    let (_, property) = POLICY_STATUS_DETAIL.property(name).expect("detail enum");
+/// A member of the enum property `id` of `schema` as a value (the generator's tables name members
+/// by their wire names; a wrong one fails the generator's tests).
+fn enum_member(schema: &EntitySchema, id: PropertyId, member: &str) -> Value {
+    let property = &schema.properties[id.0];
     let crate::model::EdmType::Enum(enum_type) = property.edm else {
-        unreachable!("{name} is an enum")
+        panic!("{} is not an enum", property.name)
     };
-    Value::Enum(enum_type.value_of(member).expect("known member"))
+    let value = enum_type
+        .value_of(member)
+        .unwrap_or_else(|| panic!("{member} is not a member of {}", property.name));
+    Value::Enum(value)
+}
+
+fn enum_detail(id: PropertyId, member: &str) -> Value {
+    enum_member(&POLICY_STATUS_DETAIL, id, member)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub use body::{
 };
 pub use schema::{
     AUTOPILOT_EVENT, DETAILS_NAVIGATION, EdmType, EntitySchema, POLICY_STATUS_DETAIL, Property,
+    PropertyId, detail, event, property_id,
 };
 
 use crate::edm::{DateTimeOffset, Duration};
@@ -52,13 +53,11 @@ impl Entity {
         }
     }
 
-    /// Sets the property `name` (code that builds entities: the seed generator). Panics on a name
-    /// the schema does not have or a value of another EDM type: a bug of the caller, found by its
-    /// tests, never silently stored in the wrong place.
-    pub fn set(&mut self, schema: &EntitySchema, name: &str, value: Value) {
-        let (position, property) = schema
-            .property(name)
-            .unwrap_or_else(|| panic!("{} has no property '{name}'", schema.type_name));
+    /// Sets a property (code that builds entities: the seed generator). Panics on a value of
+    /// another EDM type than the property's: a bug of the caller, found by its tests, never
+    /// silently stored.
+    pub fn set(&mut self, schema: &EntitySchema, id: PropertyId, value: Value) {
+        let property = &schema.properties[id.0];
         let fits = match (&value, property.edm) {
             (Value::Null, _) => property.nullable,
             (Value::String(_), EdmType::String)
@@ -69,8 +68,12 @@ impl Entity {
             | (Value::Enum(_), EdmType::Enum(_)) => true,
             _ => false,
         };
-        assert!(fits, "{value:?} does not fit {}.{name}", schema.type_name);
-        self.values[position] = value;
+        assert!(
+            fits,
+            "{value:?} does not fit {}.{}",
+            schema.type_name, property.name
+        );
+        self.values[id.0] = value;
     }
 
     /// The canonical JSON representation: `@odata.type`, `id`, then every declared property,

@@ -105,164 +105,279 @@ use EdmType as T;
 /// The event's contained navigation to its policy status details.
 pub const DETAILS_NAVIGATION: &str = "policyStatusDetails";
 
+/// The properties of [`AUTOPILOT_EVENT`], in declaration order.
+const EVENT_PROPERTIES: &[Property] = &[
+    Property::new("deviceId", "device_id", T::String, true),
+    Property::new("userId", "user_id", T::String, true),
+    Property::new("eventDateTime", "event_date_time", T::DateTimeOffset, false),
+    Property::new(
+        "deviceRegisteredDateTime",
+        "device_registered_date_time",
+        T::DateTimeOffset,
+        false,
+    ),
+    Property::new(
+        "enrollmentStartDateTime",
+        "enrollment_start_date_time",
+        T::DateTimeOffset,
+        false,
+    ),
+    Property::new(
+        "enrollmentType",
+        "enrollment_type",
+        T::Enum(&ENROLLMENT_TYPE),
+        false,
+    ),
+    Property::new(
+        "deviceSerialNumber",
+        "device_serial_number",
+        T::String,
+        true,
+    ),
+    Property::new("managedDeviceName", "managed_device_name", T::String, true),
+    Property::new("userPrincipalName", "user_principal_name", T::String, true),
+    Property::new(
+        "windowsAutopilotDeploymentProfileDisplayName",
+        "deployment_profile_display_name",
+        T::String,
+        true,
+    ),
+    Property::new(
+        "enrollmentState",
+        "enrollment_state",
+        T::Enum(&ENROLLMENT_STATE),
+        false,
+    ),
+    Property::new(
+        "windows10EnrollmentCompletionPageConfigurationDisplayName",
+        "esp_configuration_display_name",
+        T::String,
+        true,
+    ),
+    Property::new(
+        "windows10EnrollmentCompletionPageConfigurationId",
+        "esp_configuration_id",
+        T::String,
+        true,
+    ),
+    Property::new(
+        "deploymentState",
+        "deployment_state",
+        T::Enum(&DEPLOYMENT_STATE),
+        false,
+    ),
+    Property::new(
+        "deviceSetupStatus",
+        "device_setup_status",
+        T::Enum(&DEPLOYMENT_STATE),
+        false,
+    ),
+    Property::new(
+        "accountSetupStatus",
+        "account_setup_status",
+        T::Enum(&DEPLOYMENT_STATE),
+        false,
+    ),
+    Property::new("osVersion", "os_version", T::String, true),
+    Property::new(
+        "deploymentDuration",
+        "deployment_duration",
+        T::Duration,
+        false,
+    ),
+    Property::new(
+        "deploymentTotalDuration",
+        "deployment_total_duration",
+        T::Duration,
+        false,
+    ),
+    Property::new(
+        "devicePreparationDuration",
+        "device_preparation_duration",
+        T::Duration,
+        false,
+    ),
+    Property::new(
+        "deviceSetupDuration",
+        "device_setup_duration",
+        T::Duration,
+        false,
+    ),
+    Property::new(
+        "accountSetupDuration",
+        "account_setup_duration",
+        T::Duration,
+        false,
+    ),
+    Property::new(
+        "deploymentStartDateTime",
+        "deployment_start_date_time",
+        T::DateTimeOffset,
+        false,
+    ),
+    Property::new(
+        "deploymentEndDateTime",
+        "deployment_end_date_time",
+        T::DateTimeOffset,
+        false,
+    ),
+    Property::new("targetedAppCount", "targeted_app_count", T::Int32, false),
+    Property::new(
+        "targetedPolicyCount",
+        "targeted_policy_count",
+        T::Int32,
+        false,
+    ),
+    Property::new(
+        "enrollmentFailureDetails",
+        "enrollment_failure_details",
+        T::String,
+        true,
+    ),
+];
+
 pub static AUTOPILOT_EVENT: EntitySchema = EntitySchema {
     type_name: "deviceManagementAutopilotEvent",
     table: "autopilot_events",
-    properties: &[
-        Property::new("deviceId", "device_id", T::String, true),
-        Property::new("userId", "user_id", T::String, true),
-        Property::new("eventDateTime", "event_date_time", T::DateTimeOffset, false),
-        Property::new(
-            "deviceRegisteredDateTime",
-            "device_registered_date_time",
-            T::DateTimeOffset,
-            false,
-        ),
-        Property::new(
-            "enrollmentStartDateTime",
-            "enrollment_start_date_time",
-            T::DateTimeOffset,
-            false,
-        ),
-        Property::new(
-            "enrollmentType",
-            "enrollment_type",
-            T::Enum(&ENROLLMENT_TYPE),
-            false,
-        ),
-        Property::new(
-            "deviceSerialNumber",
-            "device_serial_number",
-            T::String,
-            true,
-        ),
-        Property::new("managedDeviceName", "managed_device_name", T::String, true),
-        Property::new("userPrincipalName", "user_principal_name", T::String, true),
-        Property::new(
-            "windowsAutopilotDeploymentProfileDisplayName",
-            "deployment_profile_display_name",
-            T::String,
-            true,
-        ),
-        Property::new(
-            "enrollmentState",
-            "enrollment_state",
-            T::Enum(&ENROLLMENT_STATE),
-            false,
-        ),
-        Property::new(
-            "windows10EnrollmentCompletionPageConfigurationDisplayName",
-            "esp_configuration_display_name",
-            T::String,
-            true,
-        ),
-        Property::new(
-            "windows10EnrollmentCompletionPageConfigurationId",
-            "esp_configuration_id",
-            T::String,
-            true,
-        ),
-        Property::new(
-            "deploymentState",
-            "deployment_state",
-            T::Enum(&DEPLOYMENT_STATE),
-            false,
-        ),
-        Property::new(
-            "deviceSetupStatus",
-            "device_setup_status",
-            T::Enum(&DEPLOYMENT_STATE),
-            false,
-        ),
-        Property::new(
-            "accountSetupStatus",
-            "account_setup_status",
-            T::Enum(&DEPLOYMENT_STATE),
-            false,
-        ),
-        Property::new("osVersion", "os_version", T::String, true),
-        Property::new(
-            "deploymentDuration",
-            "deployment_duration",
-            T::Duration,
-            false,
-        ),
-        Property::new(
-            "deploymentTotalDuration",
-            "deployment_total_duration",
-            T::Duration,
-            false,
-        ),
-        Property::new(
-            "devicePreparationDuration",
-            "device_preparation_duration",
-            T::Duration,
-            false,
-        ),
-        Property::new(
-            "deviceSetupDuration",
-            "device_setup_duration",
-            T::Duration,
-            false,
-        ),
-        Property::new(
-            "accountSetupDuration",
-            "account_setup_duration",
-            T::Duration,
-            false,
-        ),
-        Property::new(
-            "deploymentStartDateTime",
-            "deployment_start_date_time",
-            T::DateTimeOffset,
-            false,
-        ),
-        Property::new(
-            "deploymentEndDateTime",
-            "deployment_end_date_time",
-            T::DateTimeOffset,
-            false,
-        ),
-        Property::new("targetedAppCount", "targeted_app_count", T::Int32, false),
-        Property::new(
-            "targetedPolicyCount",
-            "targeted_policy_count",
-            T::Int32,
-            false,
-        ),
-        Property::new(
-            "enrollmentFailureDetails",
-            "enrollment_failure_details",
-            T::String,
-            true,
-        ),
-    ],
+    properties: EVENT_PROPERTIES,
 };
+
+/// The properties of [`POLICY_STATUS_DETAIL`], in declaration order.
+const DETAIL_PROPERTIES: &[Property] = &[
+    Property::new("displayName", "display_name", T::String, true),
+    Property::new("policyType", "policy_type", T::Enum(&POLICY_TYPE), false),
+    Property::new(
+        "complianceStatus",
+        "compliance_status",
+        T::Enum(&COMPLIANCE_STATUS),
+        false,
+    ),
+    Property::new(
+        "trackedOnEnrollmentStatus",
+        "tracked_on_enrollment_status",
+        T::Boolean,
+        false,
+    ),
+    Property::new(
+        "lastReportedDateTime",
+        "last_reported_date_time",
+        T::DateTimeOffset,
+        false,
+    ),
+    Property::new("errorCode", "error_code", T::Int32, false),
+];
 
 pub static POLICY_STATUS_DETAIL: EntitySchema = EntitySchema {
     type_name: "deviceManagementAutopilotPolicyStatusDetail",
     table: "policy_status_details",
-    properties: &[
-        Property::new("displayName", "display_name", T::String, true),
-        Property::new("policyType", "policy_type", T::Enum(&POLICY_TYPE), false),
-        Property::new(
-            "complianceStatus",
-            "compliance_status",
-            T::Enum(&COMPLIANCE_STATUS),
-            false,
-        ),
-        Property::new(
-            "trackedOnEnrollmentStatus",
-            "tracked_on_enrollment_status",
-            T::Boolean,
-            false,
-        ),
-        Property::new(
-            "lastReportedDateTime",
-            "last_reported_date_time",
-            T::DateTimeOffset,
-            false,
-        ),
-        Property::new("errorCode", "error_code", T::Int32, false),
-    ],
+    properties: DETAIL_PROPERTIES,
 };
+
+/// The properties of [`AUTOPILOT_EVENT`] by name, resolved when the program is compiled: code that builds
+/// entities (the seed generator) names them as constants, and a name the schema does not have
+/// does not build.
+pub mod event {
+    use super::{EVENT_PROPERTIES, PropertyId, property_id};
+
+    pub const DEVICE_ID: PropertyId = property_id(EVENT_PROPERTIES, "deviceId");
+    pub const USER_ID: PropertyId = property_id(EVENT_PROPERTIES, "userId");
+    pub const EVENT_DATE_TIME: PropertyId = property_id(EVENT_PROPERTIES, "eventDateTime");
+    pub const DEVICE_REGISTERED_DATE_TIME: PropertyId =
+        property_id(EVENT_PROPERTIES, "deviceRegisteredDateTime");
+    pub const ENROLLMENT_START_DATE_TIME: PropertyId =
+        property_id(EVENT_PROPERTIES, "enrollmentStartDateTime");
+    pub const ENROLLMENT_TYPE: PropertyId = property_id(EVENT_PROPERTIES, "enrollmentType");
+    pub const DEVICE_SERIAL_NUMBER: PropertyId =
+        property_id(EVENT_PROPERTIES, "deviceSerialNumber");
+    pub const MANAGED_DEVICE_NAME: PropertyId = property_id(EVENT_PROPERTIES, "managedDeviceName");
+    pub const USER_PRINCIPAL_NAME: PropertyId = property_id(EVENT_PROPERTIES, "userPrincipalName");
+    pub const WINDOWS_AUTOPILOT_DEPLOYMENT_PROFILE_DISPLAY_NAME: PropertyId = property_id(
+        EVENT_PROPERTIES,
+        "windowsAutopilotDeploymentProfileDisplayName",
+    );
+    pub const ENROLLMENT_STATE: PropertyId = property_id(EVENT_PROPERTIES, "enrollmentState");
+    pub const WINDOWS10_ENROLLMENT_COMPLETION_PAGE_CONFIGURATION_DISPLAY_NAME: PropertyId =
+        property_id(
+            EVENT_PROPERTIES,
+            "windows10EnrollmentCompletionPageConfigurationDisplayName",
+        );
+    pub const WINDOWS10_ENROLLMENT_COMPLETION_PAGE_CONFIGURATION_ID: PropertyId = property_id(
+        EVENT_PROPERTIES,
+        "windows10EnrollmentCompletionPageConfigurationId",
+    );
+    pub const DEPLOYMENT_STATE: PropertyId = property_id(EVENT_PROPERTIES, "deploymentState");
+    pub const DEVICE_SETUP_STATUS: PropertyId = property_id(EVENT_PROPERTIES, "deviceSetupStatus");
+    pub const ACCOUNT_SETUP_STATUS: PropertyId =
+        property_id(EVENT_PROPERTIES, "accountSetupStatus");
+    pub const OS_VERSION: PropertyId = property_id(EVENT_PROPERTIES, "osVersion");
+    pub const DEPLOYMENT_DURATION: PropertyId = property_id(EVENT_PROPERTIES, "deploymentDuration");
+    pub const DEPLOYMENT_TOTAL_DURATION: PropertyId =
+        property_id(EVENT_PROPERTIES, "deploymentTotalDuration");
+    pub const DEVICE_PREPARATION_DURATION: PropertyId =
+        property_id(EVENT_PROPERTIES, "devicePreparationDuration");
+    pub const DEVICE_SETUP_DURATION: PropertyId =
+        property_id(EVENT_PROPERTIES, "deviceSetupDuration");
+    pub const ACCOUNT_SETUP_DURATION: PropertyId =
+        property_id(EVENT_PROPERTIES, "accountSetupDuration");
+    pub const DEPLOYMENT_START_DATE_TIME: PropertyId =
+        property_id(EVENT_PROPERTIES, "deploymentStartDateTime");
+    pub const DEPLOYMENT_END_DATE_TIME: PropertyId =
+        property_id(EVENT_PROPERTIES, "deploymentEndDateTime");
+    pub const TARGETED_APP_COUNT: PropertyId = property_id(EVENT_PROPERTIES, "targetedAppCount");
+    pub const TARGETED_POLICY_COUNT: PropertyId =
+        property_id(EVENT_PROPERTIES, "targetedPolicyCount");
+    pub const ENROLLMENT_FAILURE_DETAILS: PropertyId =
+        property_id(EVENT_PROPERTIES, "enrollmentFailureDetails");
+}
+
+/// The properties of [`POLICY_STATUS_DETAIL`] by name, resolved when the program is compiled: code that builds
+/// entities (the seed generator) names them as constants, and a name the schema does not have
+/// does not build.
+pub mod detail {
+    use super::{DETAIL_PROPERTIES, PropertyId, property_id};
+
+    pub const DISPLAY_NAME: PropertyId = property_id(DETAIL_PROPERTIES, "displayName");
+    pub const POLICY_TYPE: PropertyId = property_id(DETAIL_PROPERTIES, "policyType");
+    pub const COMPLIANCE_STATUS: PropertyId = property_id(DETAIL_PROPERTIES, "complianceStatus");
+    pub const TRACKED_ON_ENROLLMENT_STATUS: PropertyId =
+        property_id(DETAIL_PROPERTIES, "trackedOnEnrollmentStatus");
+    pub const LAST_REPORTED_DATE_TIME: PropertyId =
+        property_id(DETAIL_PROPERTIES, "lastReportedDateTime");
+    pub const ERROR_CODE: PropertyId = property_id(DETAIL_PROPERTIES, "errorCode");
+}
+
+/// A property of a schema by its position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PropertyId(pub usize);
+
+/// The position of `name` among `properties`; evaluated at compile time for the constants of
+/// [`event`] and [`detail`], where an unknown name stops the build:
+///
+/// ```
+/// use graphpilot::model::{AUTOPILOT_EVENT, PropertyId, event, property_id};
+/// const SERIAL: PropertyId = property_id(AUTOPILOT_EVENT.properties, "deviceSerialNumber");
+/// assert_eq!(SERIAL, event::DEVICE_SERIAL_NUMBER);
+/// ```
+///
+/// ```compile_fail
+/// use graphpilot::model::{AUTOPILOT_EVENT, PropertyId, property_id};
+/// const MISSPELT: PropertyId = property_id(AUTOPILOT_EVENT.properties, "deviceSerial");
+/// ```
+pub const fn property_id(properties: &[Property], name: &str) -> PropertyId {
+    let mut position = 0;
+    while position < properties.len() {
+        let candidate = properties[position].name.as_bytes();
+        let wanted = name.as_bytes();
+        if candidate.len() == wanted.len() {
+            let mut index = 0;
+            while index < wanted.len() && candidate[index] == wanted[index] {
+                index += 1;
+            }
+            if index == wanted.len() {
+                return PropertyId(position);
+            }
+        }
+        position += 1;
+    }
+    panic!("no property of that name")
+}
