@@ -291,15 +291,8 @@ fn step_request(
         }
         _ => ("beta", relative),
     };
-    if relative
-        .split(['?', '/'])
-        .next()
-        .is_some_and(|first| first.eq_ignore_ascii_case("$batch"))
-    {
-        return Err(ApiError::bad_request(
-            "A batch cannot contain another batch.",
-        ));
-    }
+    // A step that addresses `$batch`, however spelled, is refused by the dispatcher once its path
+    // is parsed (see `BatchStep`).
     // Batch URLs are often written as people read them (`$filter=state eq 'failure'`): escape
     // what a URI may not hold; escapes already present stay as they are.
     let escaped = percent_encoding::utf8_percent_encode(relative, NOT_IN_URI);

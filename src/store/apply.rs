@@ -11,7 +11,8 @@ use super::cache::EntityCache;
 use super::sql::{self, Dialect, NewRow, Target};
 use super::{LoadKind, StoreError, StoredEntity};
 use crate::model::{
-    AUTOPILOT_EVENT, Deployment, Entity, POLICY_STATUS_DETAIL, PatchBody, decode_stored,
+    AUTOPILOT_EVENT, Deployment, Entity, EntitySchema, POLICY_STATUS_DETAIL, PatchBody,
+    decode_stored,
 };
 
 /// Rows per multi-row INSERT of a bulk load: under SQLite's 32,766 bound parameters.
@@ -103,16 +104,8 @@ pub(super) async fn apply(
             event,
             details,
         } => {
-            let etag = new_etag();
-            let row = NewRow {
-                parent_event_id: None,
-                entity: event,
-                etag: &etag,
-            };
-            let (statement, values) = dialect.insert(tenant, &AUTOPILOT_EVENT, &[row]);
-            sql::bind(statement, values)
-                .execute(&mut *connection)
-                .await?;
+            let etag =
+                insert_one(dialect, connection, tenant, &AUTOPILOT_EVENT, None, event).await?;
             insert_details(dialect, connection, tenant, &event.id, details).await?;
             Ok(Written::Entity(StoredEntity {
                 etag,
@@ -128,16 +121,15 @@ pub(super) async fn apply(
                 id: event_id.clone(),
             };
             select_one(dialect, connection, tenant, &parent).await?;
-            let etag = new_etag();
-            let row = NewRow {
-                parent_event_id: Some(event_id),
-                entity: detail,
-                etag: &etag,
-            };
-            let (statement, values) = dialect.insert(tenant, &POLICY_STATUS_DETAIL, &[row]);
-            sql::bind(statement, values)
-                .execute(&mut *connection)
-                .await?;
+            let etag = insert_one(
+                dialect,
+                connection,
+                tenant,
+                &POLICY_STATUS_DETAIL,
+                Some(event_id),
+                detail,
+            )
+            .await?;
             Ok(Written::Entity(StoredEntity {
                 etag,
                 body: detail.to_json(&POLICY_STATUS_DETAIL),
@@ -332,6 +324,28 @@ fn build_bulk_statements(
             return;
         }
     }
+}
+
+/// Inserts one new entity with a fresh ETag, which it returns.
+async fn insert_one(
+    dialect: Dialect,
+    connection: &mut AnyConnection,
+    tenant: &str,
+    schema: &EntitySchema,
+    parent_event_id: Option<&str>,
+    entity: &Entity,
+) -> Result<String, StoreError> {
+    let etag = new_etag();
+    let row = NewRow {
+        parent_event_id,
+        entity,
+        etag: &etag,
+    };
+    let (statement, values) = dialect.insert(tenant, schema, &[row]);
+    sql::bind(statement, values)
+        .execute(&mut *connection)
+        .await?;
+    Ok(etag)
 }
 
 /// Inserts the details of one new event.

@@ -166,7 +166,7 @@ impl Health {
 
 /// Whether an `Unavailable` error means the connection to the database is lost or refused (as
 /// opposed to a busy lock or a read-only file, which a new connection would not cure).
-fn is_connection_loss(cause: &anyhow::Error) -> bool {
+pub(super) fn is_connection_loss(cause: &anyhow::Error) -> bool {
     cause.chain().any(|cause| {
         if let Some(error) = cause.downcast_ref::<sqlx::Error>() {
             return match error {

@@ -461,16 +461,5 @@ async fn apply_all(
 }
 
 fn is_connection_loss(error: &StoreError) -> bool {
-    match error {
-        StoreError::Unavailable(cause) => cause.chain().any(|cause| {
-            cause.downcast_ref::<sqlx::Error>().is_some_and(|error| {
-                matches!(
-                    error,
-                    sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_)
-                ) || matches!(error, sqlx::Error::Database(database)
-                    if database.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P")))
-            })
-        }),
-        _ => false,
-    }
+    matches!(error, StoreError::Unavailable(cause) if super::health::is_connection_loss(cause))
 }
