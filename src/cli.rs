@@ -49,6 +49,10 @@ pub enum Command {
     Export(ExportArgs),
     /// Delete the events and details of one tenant, or of all tenants. Works while the server runs.
     Reset(ResetArgs),
+    /// Print a one-time sign-in URL for the deployments dashboard of the server at --url that
+    /// uses this --data-dir / --database (open it in a browser within 10 minutes; it works once
+    /// and opens a 12-hour session reading --tenant's analytics).
+    Dashboard(DashboardArgs),
     /// Show the running server's request journal (the last requests with status, latency,
     /// request-id, tenant and app); --tail follows new ones.
     Requests(RequestsArgs),
@@ -152,6 +156,18 @@ pub struct StorageArgs {
     /// Database URL of the server [default: sqlite://DATA_DIR/graphpilot.db].
     #[arg(long, env = "GRAPHPILOT_DATABASE")]
     pub database: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DashboardArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The tenant whose deployments the dashboard shows.
+    #[arg(long)]
+    pub tenant: String,
+    /// How the browser reaches the server (scheme, host, port and any path prefix).
+    #[arg(long, env = "GRAPHPILOT_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
 }
 
 #[derive(Args, Debug)]

@@ -1,7 +1,7 @@
 //! App registrations for the token endpoint: a client id, a secret shown once, and the Graph
 //! application permissions (`roles`) the app's tokens carry.
 
-use aws_lc_rs::{constant_time, digest};
+use aws_lc_rs::constant_time;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -36,11 +36,7 @@ pub fn register(
 }
 
 fn secret_hash(secret: &str) -> String {
-    digest::digest(&digest::SHA256, secret.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    super::sign_in::hash_of(secret)
 }
 
 /// Whether `secret` is the app's secret (compared in constant time).

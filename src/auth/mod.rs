@@ -3,6 +3,7 @@
 
 pub mod apps;
 mod keys;
+pub mod sign_in;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -159,6 +160,11 @@ impl Access {
 }
 
 impl Principal {
+    /// When the token expires (Unix seconds).
+    pub fn expires(&self) -> i64 {
+        self.expires
+    }
+
     pub fn allows(&self, access: Access) -> bool {
         access
             .permissions()

@@ -3,6 +3,7 @@
 
 mod app;
 mod cert;
+mod dashboard;
 mod export;
 mod import;
 mod requests;
@@ -28,6 +29,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Import(args) => block_on(import::run(args)),
         Command::Export(args) => block_on(export::run(args)),
         Command::Reset(args) => block_on(reset::run(args)),
+        Command::Dashboard(args) => block_on(dashboard::run(args)),
         Command::Requests(args) => block_on(requests::run(args)),
         Command::Cert(args) => cert::run(args),
     }

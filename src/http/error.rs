@@ -155,6 +155,17 @@ impl ApiError {
         )
     }
 
+    /// 403 for a reason other than a missing permission.
+    pub fn forbidden_because(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
+    /// The same error with another message.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
     pub fn not_found(what: &str, id: &str) -> Self {
         Self::new(
             ErrorCode::ResourceNotFound,

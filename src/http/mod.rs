@@ -2,10 +2,12 @@
 //! Graph's resources are dispatched by [`graph::dispatch`]; the server's own paths live beside it.
 
 mod admin;
+mod analytics;
 mod batch;
 mod body;
 mod caller;
 mod context;
+mod dashboard;
 mod error;
 mod extract;
 pub mod faults;
@@ -26,7 +28,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 
 use crate::auth::Verifier;
 use crate::store::Store;
@@ -127,6 +129,15 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/graphpilot/tenants/{tenant}/import",
             post(admin::import_records),
         )
+        .route("/graphpilot/analytics", any(analytics::dispatch))
+        .route("/graphpilot/analytics/{*rest}", any(analytics::dispatch))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/signin", get(dashboard::sign_in_with_code))
+        .route("/dashboard/session", post(dashboard::sign_in_with_token))
+        .route("/dashboard/signout", post(dashboard::sign_out))
+        .route("/dashboard/dashboard.js", get(dashboard::script))
+        .route("/dashboard/dashboard.css", get(dashboard::style))
+        .route("/dashboard/icon.svg", get(dashboard::icon))
         .fallback(graph::dispatch)
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(

@@ -2,6 +2,7 @@
 //! values that flow between a request body, the store and the JSON representation. Both entity
 //! types are described by the same tables, so decoding, encoding and SQL are written once.
 
+pub mod analytics;
 mod body;
 mod schema;
 

@@ -3,6 +3,7 @@
 //! connection settings. Writes go through one group-commit writer ([`writer`]): a request is
 //! answered only after the transaction holding its write is durable.
 
+mod analytics;
 mod apply;
 mod bulk;
 mod cache;
@@ -12,6 +13,7 @@ pub mod health;
 mod loads;
 mod open;
 mod rows;
+mod sessions;
 mod shared;
 pub mod sql;
 mod transaction;
@@ -23,7 +25,12 @@ use sqlx::AnyPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::odata::Scalar;
+pub use analytics::{
+    BlockerRow, BreakdownRow, DURATIONS, DeviceHistory, FailureRow, StuckRow, Summary,
+};
 pub use apply::{Precondition, WriteOp, Written};
+pub use sessions::DashboardSession;
+pub use sql::analytics::{FilterValue, Scope};
 pub use sql::{AppRegistration, Collection, Dialect, Listing, SortKeys, Target, sort_keys};
 
 /// Read connections per process unless `--pool-size` says otherwise.

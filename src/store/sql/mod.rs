@@ -8,6 +8,7 @@ use sea_query::{
 };
 use sqlx::{Any, AssertSqlSafe, any::AnyArguments, query::Query as SqlxQuery};
 
+pub mod analytics;
 mod filter;
 mod keyset;
 
@@ -122,11 +123,14 @@ fn insert_statement(tenant: &str, schema: &EntitySchema, rows: &[NewRow<'_>]) ->
 /// The columns an entity is read from and written to: `id`, `etag`, then one per property in
 /// schema order. The typed columns are the only copy of an entity; its JSON is rendered from them.
 pub fn entity_columns(schema: &EntitySchema) -> Vec<Alias> {
+    entity_column_names(schema).map(Alias::new).collect()
+}
+
+/// The names of the [`entity_columns`].
+pub fn entity_column_names(schema: &EntitySchema) -> impl Iterator<Item = &'static str> {
     ["id", "etag"]
         .into_iter()
         .chain(schema.properties.iter().map(|property| property.column))
-        .map(Alias::new)
-        .collect()
 }
 
 fn sql_value(value: &Value) -> SqlValue {

@@ -1,0 +1,395 @@
+//! The analytics' statements (analytics.md §4), one text for both backends: aggregates, window
+//! functions and nearest-rank picks that both SQLite and PostgreSQL run; every value is bound.
+
+use sea_query::{Value as SqlValue, Values};
+
+use super::entity_column_names;
+use crate::model::AUTOPILOT_EVENT;
+use crate::model::analytics::{BLOCKING_COMPLIANCE, Dimension, state};
+
+/// Which events a statement covers: one tenant, an optional window `from ≤ eventDateTime < to`
+/// (ticks), exact-match filters and, for a device's history, its serial number.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub tenant: String,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub filters: Vec<(Dimension, FilterValue)>,
+    pub serial: Option<String>,
+}
+
+/// A filter's value: text compared exactly, or an enum member's underlying value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FilterValue {
+    Text(String),
+    Enum(i64),
+}
+
+/// SQL text with `$n` placeholders, numbered in the order they first appear (SQLite numbers
+/// parameters by first appearance, PostgreSQL by their digits: both agree this way).
+#[derive(Default)]
+pub struct Statement {
+    text: String,
+    values: Vec<SqlValue>,
+}
+
+impl Statement {
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a new placeholder bound to `value`.
+    fn bind(&mut self, value: SqlValue) -> &mut Self {
+        self.values.push(value);
+        let placeholder = format!("${}", self.values.len());
+        self.text.push_str(&placeholder);
+        self
+    }
+
+    fn int(&mut self, value: i64) -> &mut Self {
+        self.bind(SqlValue::BigInt(Some(value)))
+    }
+
+    fn text_value(&mut self, value: &str) -> &mut Self {
+        self.bind(SqlValue::String(Some(value.to_string())))
+    }
+
+    /// The conditions of `scope` on the events table aliased `e`.
+    fn scope(&mut self, scope: &Scope) -> &mut Self {
+        self.push("e.tenant_id = ").text_value(&scope.tenant);
+        if let Some(from) = scope.from {
+            self.push(" AND e.event_date_time >= ").int(from);
+        }
+        if let Some(to) = scope.to {
+            self.push(" AND e.event_date_time < ").int(to);
+        }
+        let mut texts: Vec<(&str, &str)> = scope
+            .filters
+            .iter()
+            .filter_map(|(dimension, value)| match value {
+                FilterValue::Text(text) => Some((dimension.column(), text.as_str())),
+                FilterValue::Enum(_) => None,
+            })
+            .collect();
+        if let Some(serial) = &scope.serial {
+            texts.push(("device_serial_number", serial));
+        }
+        for (column, text) in texts {
+            // No stored text holds NUL (bodies refuse it, PostgreSQL cannot store it): such a
+            // value matches nothing, and PostgreSQL is never asked to bind it.
+            if text.contains('\0') {
+                self.push(" AND 1 = 0");
+            } else {
+                self.push(" AND e.")
+                    .push(column)
+                    .push(" = ")
+                    .text_value(text);
+            }
+        }
+        for (dimension, value) in &scope.filters {
+            if let FilterValue::Enum(underlying) = value {
+                self.push(" AND e.")
+                    .push(dimension.column())
+                    .push(" = ")
+                    .int(*underlying);
+            }
+        }
+        self
+    }
+
+    fn finished(&mut self) -> &mut Self {
+        self.push(" AND e.deployment_state IN (");
+        for (position, value) in state::FINISHED.iter().enumerate() {
+            if position > 0 {
+                self.push(", ");
+            }
+            self.push(&value.to_string());
+        }
+        self.push(")")
+    }
+
+    pub fn into_parts(self) -> (String, Values) {
+        (self.text, Values(self.values))
+    }
+}
+
+const EVENTS: &str = " FROM autopilot_events e WHERE ";
+
+/// `(deploymentState, count)` of the scope.
+pub fn state_counts(scope: &Scope) -> Statement {
+    let mut statement = Statement::default();
+    statement
+        .push("SELECT e.deployment_state, COUNT(*)")
+        .push(EVENTS)
+        .scope(scope)
+        .push(" GROUP BY e.deployment_state");
+    statement
+}
+
+/// `(rank, n, value)` of a duration column over the scope's finished events, at the nearest ranks
+/// ⌈p·n/100⌉ (in integers) of each percentile p, n counted by the same statement.
+pub fn ranked_values(scope: &Scope, column: &str, percentiles: &[u64]) -> Statement {
+    let mut statement = Statement::default();
+    statement
+        .push("SELECT t.rn, t.n, t.v FROM (SELECT e.")
+        .push(column)
+        .push(" AS v, ROW_NUMBER() OVER (ORDER BY e.")
+        .push(column)
+        .push(") AS rn, COUNT(*) OVER () AS n")
+        .push(EVENTS)
+        .scope(scope)
+        .finished()
+        .push(") t WHERE ");
+    for (position, p) in percentiles.iter().enumerate() {
+        if position > 0 {
+            statement.push(" OR ");
+        }
+        statement.push(&format!("t.rn = ({p} * t.n + 99) / 100"));
+    }
+    statement
+}
+
+/// `(bucket, deploymentState, count)`: bucket = eventDateTime ticks / `bucket_ticks`.
+pub fn timeline(scope: &Scope, bucket_ticks: i64) -> Statement {
+    let mut statement = Statement::default();
+    statement
+        .push("SELECT e.event_date_time / ")
+        .int(bucket_ticks)
+        .push(", e.deployment_state, COUNT(*)")
+        .push(EVENTS)
+        .scope(scope)
+        .push(" GROUP BY 1, 2");
+    statement
+}
+
+/// `(key, deploymentState, count)` by a dimension.
+pub fn breakdown_states(scope: &Scope, by: Dimension) -> Statement {
+    let mut statement = Statement::default();
+    statement
+        .push("SELECT e.")
+        .push(by.column())
+        .push(", e.deployment_state, COUNT(*)")
+        .push(EVENTS)
+        .scope(scope)
+        .push(" GROUP BY 1, 2");
+    statement
+}
+
+/// `(key, rank, n, value)` of deploymentTotalDuration over each key's finished events, at the
+/// nearest ranks of the 50th and 90th percentiles (⌈p·n/100⌉ in integers).
+pub fn breakdown_percentiles(scope: &Scope, by: Dimension) -> Statement {
+    let mut statement = Statement::default();
+    statement
+        .push("SELECT t.k, t.rn, t.n, t.v FROM (SELECT e.")
+        .push(by.column())
+        .push(" AS k, e.deployment_total_duration AS v, ROW_NUMBER() OVER (PARTITION BY e.")
+        .push(by.column())
+        .push(" ORDER BY e.deployment_total_duration) AS rn, COUNT(*) OVER (PARTITION BY e.")
+        .push(by.column())
+        .push(") AS n")
+        .push(EVENTS)
+        .scope(scope)
+        .finished()
+        .push(") t WHERE t.rn = (50 * t.n + 99) / 100 OR t.rn = (90 * t.n + 99) / 100");
+    statement
+}
+
+/// One row per failure reason (null and `""` are one, null): `(reason, count, deviceSetup,
+/// accountSetup, lastEventDateTime, lastEventId)`, the last event being the latest, ties to the
+/// smallest lower-cased id.
+pub fn failures(scope: &Scope) -> Statement {
+    let mut statement = Statement::default();
+    statement
+        .push(
+            "SELECT y.reason, y.n, y.device, y.account, y.event_date_time, y.id FROM (\
+             SELECT x.reason, x.id, x.event_date_time, \
+             ROW_NUMBER() OVER (PARTITION BY x.reason ORDER BY x.event_date_time DESC, LOWER(x.id)) AS rn, \
+             COUNT(*) OVER (PARTITION BY x.reason) AS n, \
+             SUM(x.device) OVER (PARTITION BY x.reason) AS device, \
+             SUM(x.account) OVER (PARTITION BY x.reason) AS account FROM (\
+             SELECT CASE WHEN e.enrollment_failure_details = '' THEN NULL \
+             ELSE e.enrollment_failure_details END AS reason, e.id, e.event_date_time, ",
+        )
+        .push(&format!(
+            "CASE WHEN e.device_setup_status = {f} THEN 1 ELSE 0 END AS device, \
+             CASE WHEN e.device_setup_status <> {f} AND e.account_setup_status = {f} THEN 1 ELSE 0 END AS account",
+            f = state::FAILURE
+        ))
+        .push(EVENTS)
+        .scope(scope)
+        .push(&format!(" AND e.deployment_state = {}", state::FAILURE))
+        .push(") x) y WHERE y.rn = 1");
+    statement
+}
+
+/// The condition of stuck events: in progress, started strictly before `threshold` ticks.
+fn stuck_condition(statement: &mut Statement, scope: &Scope, threshold: i64) {
+    statement
+        .scope(scope)
+        .push(&format!(
+            " AND e.deployment_state = {} AND e.deployment_start_date_time < ",
+            state::IN_PROGRESS
+        ))
+        .int(threshold);
+}
+
+pub fn stuck_count(scope: &Scope, threshold: i64) -> Statement {
+    let mut statement = Statement::default();
+    statement.push("SELECT COUNT(*)").push(EVENTS);
+    stuck_condition(&mut statement, scope, threshold);
+    statement
+}
+
+/// The columns a stuck row shows, in this order.
+pub const STUCK_COLUMNS: [&str; 8] = [
+    "id",
+    "device_serial_number",
+    "managed_device_name",
+    "deployment_profile_display_name",
+    "device_setup_status",
+    "account_setup_status",
+    "event_date_time",
+    "deployment_start_date_time",
+];
+
+/// Up to `limit` stuck events after `after` (start ticks, lower-cased id), oldest start first.
+pub fn stuck_page(
+    scope: &Scope,
+    threshold: i64,
+    after: Option<(i64, &str)>,
+    limit: u64,
+) -> Statement {
+    let mut statement = Statement::default();
+    statement.push("SELECT ");
+    for (position, column) in STUCK_COLUMNS.iter().enumerate() {
+        if position > 0 {
+            statement.push(", ");
+        }
+        statement.push("e.").push(column);
+    }
+    statement.push(EVENTS);
+    stuck_condition(&mut statement, scope, threshold);
+    if let Some((start, id)) = after {
+        statement
+            .push(" AND (e.deployment_start_date_time > ")
+            .int(start)
+            .push(" OR (e.deployment_start_date_time = ")
+            .int(start)
+            .push(" AND LOWER(e.id) > ")
+            .text_value(id)
+            .push("))");
+    }
+    statement
+        .push(" ORDER BY e.deployment_start_date_time, LOWER(e.id) LIMIT ")
+        .int(i64::try_from(limit).unwrap_or(i64::MAX));
+    statement
+}
+
+/// The join of blocking policy status details with their events in scope.
+fn blocking_details(statement: &mut Statement, scope: &Scope) {
+    statement
+        .push(
+            " FROM policy_status_details d JOIN autopilot_events e \
+             ON e.tenant_id = d.tenant_id AND e.id = d.event_id WHERE ",
+        )
+        .scope(scope)
+        .push(" AND d.tenant_id = e.tenant_id AND d.tracked_on_enrollment_status = ")
+        .bind(SqlValue::Bool(Some(true)))
+        .push(&format!(
+            " AND d.compliance_status IN ({}, {}, {})",
+            BLOCKING_COMPLIANCE[0], BLOCKING_COMPLIANCE[1], BLOCKING_COMPLIANCE[2]
+        ));
+}
+
+/// `(displayName, policyType, details, affectedDeployments, failedDeployments)`.
+pub fn blockers(scope: &Scope) -> Statement {
+    let mut statement = Statement::default();
+    statement.push(&format!(
+        "SELECT d.display_name, d.policy_type, COUNT(*), COUNT(DISTINCT d.event_id), \
+         COUNT(DISTINCT CASE WHEN e.deployment_state = {} THEN d.event_id END)",
+        state::FAILURE
+    ));
+    blocking_details(&mut statement, scope);
+    statement.push(" GROUP BY d.display_name, d.policy_type");
+    statement
+}
+
+/// `(displayName, policyType, errorCode, rows)` of the blocking details' non-zero error codes.
+pub fn blocker_error_codes(scope: &Scope) -> Statement {
+    let mut statement = Statement::default();
+    statement.push("SELECT d.display_name, d.policy_type, d.error_code, COUNT(*)");
+    blocking_details(&mut statement, scope);
+    statement.push(" AND d.error_code <> 0 GROUP BY d.display_name, d.policy_type, d.error_code");
+    statement
+}
+
+/// The scope's events as entities (the [`entity_column_names`]), newest first, ties by lower-cased id
+/// descending, at most `limit`.
+pub fn newest_events(scope: &Scope, limit: u64) -> Statement {
+    let mut statement = Statement::default();
+    statement.push("SELECT ");
+    for (position, column) in entity_column_names(&AUTOPILOT_EVENT).enumerate() {
+        if position > 0 {
+            statement.push(", ");
+        }
+        statement.push("e.").push(column);
+    }
+    statement
+        .push(EVENTS)
+        .scope(scope)
+        .push(" ORDER BY e.event_date_time DESC, LOWER(e.id) DESC LIMIT ")
+        .int(i64::try_from(limit).unwrap_or(i64::MAX));
+    statement
+}
+
+/// The deploymentState of the scope's oldest event (eventDateTime, then lower-cased id).
+pub fn oldest_state(scope: &Scope) -> Statement {
+    let mut statement = Statement::default();
+    statement
+        .push("SELECT e.deployment_state")
+        .push(EVENTS)
+        .scope(scope)
+        .push(" ORDER BY e.event_date_time, LOWER(e.id) LIMIT 1");
+    statement
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_order_of_appearance() {
+        let scope = Scope {
+            tenant: "t".into(),
+            from: Some(1),
+            to: Some(2),
+            filters: vec![
+                (Dimension::EnrollmentType, FilterValue::Enum(6)),
+                (Dimension::Profile, FilterValue::Text("P".into())),
+                (Dimension::OsVersion, FilterValue::Text("a\0b".into())),
+            ],
+            serial: None,
+        };
+        let (text, values) = stuck_page(&scope, 9, Some((3, "x")), 10).into_parts();
+        let mut next = 1;
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find('$') {
+            let digits: String = rest[at + 1..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            let number: usize = digits.parse().unwrap();
+            assert!(number <= next, "{text}");
+            if number == next {
+                next += 1;
+            }
+            rest = &rest[at + 1..];
+        }
+        assert_eq!(next - 1, values.0.len());
+        assert!(
+            text.contains("1 = 0"),
+            "a NUL value matches nothing: {text}"
+        );
+    }
+}
