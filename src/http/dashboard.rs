@@ -313,14 +313,13 @@ pub async fn sign_out(State(state): State<Arc<AppState>>, request: Request) -> R
         return ApiError::forbidden_because("Sign-out is accepted only from the dashboard itself.")
             .into_response();
     }
-    if let Some(secret) = cookie_secret(&parts.headers) {
-        if let Err(error) = state
+    if let Some(secret) = cookie_secret(&parts.headers)
+        && let Err(error) = state
             .store
             .end_dashboard_session(&sign_in::hash_of(secret))
             .await
-        {
-            return ApiError::from_store(error, "session", "").into_response();
-        }
+    {
+        return ApiError::from_store(error, "session", "").into_response();
     }
     let mut response = see_other("/dashboard");
     response

@@ -212,7 +212,7 @@ impl Store {
         }
         let mut rows: Vec<BreakdownRow> = groups.into_values().collect();
         // Stable: rows come in key order, so equal counts stay ordered by key.
-        rows.sort_by(|a, b| b.states.deployments().cmp(&a.states.deployments()));
+        rows.sort_by_key(|row| std::cmp::Reverse(row.states.deployments()));
         Ok(rows)
     }
 
