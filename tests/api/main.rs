@@ -2,6 +2,7 @@
 //! real SQLite file in a fresh data directory.
 
 mod admin;
+mod analytics;
 mod auth;
 mod batch;
 mod crud;
