@@ -801,7 +801,7 @@ async fn a_device_history_lists_its_attempts_newest_first_with_first_time_right(
     assert_eq!(device["firstTimeRight"], false);
     let value = device["value"].as_array().unwrap();
     // Newest first; the two at the same instant by id, descending.
-    let mut tied = vec![ids[1].clone(), ids[2].clone()];
+    let mut tied = [ids[1].clone(), ids[2].clone()];
     tied.sort_by_key(|id| std::cmp::Reverse(id.to_lowercase()));
     assert_eq!(
         ids_of(value),
