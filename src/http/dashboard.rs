@@ -116,7 +116,7 @@ fn asset(status: StatusCode, content_type: &'static str, body: String) -> Respon
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response

@@ -179,6 +179,31 @@ pub struct FleetGenerator {
     end: DateTimeOffset,
     index: u64,
     scenario: Scenario,
+    /// Devices whose deployment failed and that will be deployed again (repeat attempts).
+    retries: Vec<Retry>,
+}
+
+/// A device to deploy again after a failure: the same serial number, device and enrollment type.
+struct Retry {
+    serial: String,
+    device_id: String,
+    enrollment_type: &'static str,
+    failed_at: i64,
+}
+
+/// What blocks the Enrollment Status Page of a failed or timed-out deployment: the tracked app or
+/// policy (display name, policy type), its complianceStatus and errorCode (HRESULTs as Graph
+/// reports them, signed 32-bit).
+struct Blocking {
+    name: &'static str,
+    policy_type: &'static str,
+    status: &'static str,
+    error_code: i32,
+}
+
+/// HRESULTs of the failures, as signed 32-bit error codes.
+const fn hresult(code: u32) -> i32 {
+    code as i32
 }
 
 impl FleetGenerator {
@@ -200,6 +225,7 @@ impl FleetGenerator {
             end,
             index: 0,
             scenario,
+            retries: Vec::new(),
         }
     }
 
@@ -238,13 +264,75 @@ impl FleetGenerator {
         }
     }
 
+    /// What held up the Enrollment Status Page of a deployment, from its failure (the apps and
+    /// policies the failure texts name) or outcome (a timeout waited on an app; a deployment in
+    /// progress may be waiting on one).
+    fn blocking(&mut self, failure: Option<&str>, outcome: &str) -> Option<Blocking> {
+        let apps: Vec<(&'static str, &'static str)> = TRACKED
+            .iter()
+            .copied()
+            .filter(|(_, policy_type)| *policy_type != "configurationPolicy")
+            .collect();
+        let app = |rng: &mut ChaCha8Rng, status, error_code| {
+            let (name, policy_type) = *pick(rng, &apps);
+            Some(Blocking {
+                name,
+                policy_type,
+                status,
+                error_code,
+            })
+        };
+        match failure {
+            Some(text) if text.starts_with("0x81036502") => Some(Blocking {
+                name: "Microsoft 365 Apps for enterprise",
+                policy_type: "application",
+                status: "error",
+                error_code: hresult(0x8103_6502),
+            }),
+            Some(text) if text.starts_with("0x800705b4") => {
+                app(&mut self.rng, "notInstalled", hresult(0x8007_05B4))
+            }
+            Some(text) if text.starts_with("0x87d1041c") => {
+                app(&mut self.rng, "error", hresult(0x87D1_041C))
+            }
+            Some(text) if text.contains("Wi-Fi Corp") => Some(Blocking {
+                name: "Wi-Fi Corp (certificate)",
+                policy_type: "configurationPolicy",
+                status: "notCompliant",
+                error_code: hresult(0x8000_4005),
+            }),
+            // Enrollment, join and attestation failures happen before the page tracks anything.
+            Some(_) => None,
+            None if outcome == "successWithTimeout" => {
+                let code = if self.rng.random_bool(0.7) {
+                    hresult(0x8007_05B4)
+                } else {
+                    hresult(0x8007_0643)
+                };
+                app(&mut self.rng, "notInstalled", code)
+            }
+            None if outcome == "inProgress" && self.rng.random_bool(0.5) => {
+                app(&mut self.rng, "notInstalled", 0)
+            }
+            None => None,
+        }
+    }
+
     pub fn next_deployment(&mut self) -> Deployment {
         self.index += 1;
         let schema = &AUTOPILOT_EVENT;
         let mut event = Entity::with_id(schema, self.guid());
         let set = |event: &mut Entity, id: PropertyId, value: Value| event.set(schema, id, value);
         let enum_value = |id: PropertyId, member: &str| enum_member(schema, id, member);
-        let enrollment_type = *weighted(&mut self.rng, &ENROLLMENT_TYPES);
+        // About half the devices whose deployment failed are deployed again later.
+        let retry = if !self.retries.is_empty() && self.rng.random_bool(0.5) {
+            let at = self.rng.random_range(0..self.retries.len());
+            Some(self.retries.swap_remove(at))
+        } else {
+            None
+        };
+        let drawn_type = *weighted(&mut self.rng, &ENROLLMENT_TYPES);
+        let enrollment_type = retry.as_ref().map_or(drawn_type, |r| r.enrollment_type);
         let outcome = *weighted(&mut self.rng, &OUTCOMES);
         let (esp_name, esp_id) = *pick(&mut self.rng, &ESP_PROFILES);
         let profile = match enrollment_type {
@@ -257,7 +345,12 @@ impl FleetGenerator {
 
         // Times: start somewhere in the 90 days before `end`, phases after it.
         let window = 90 * 86_400 * TICKS_PER_SECOND;
-        let start = self.end.ticks() - self.rng.random_range(0..window);
+        let drawn_start = self.end.ticks() - self.rng.random_range(0..window);
+        // A repeat attempt starts between 20 minutes and 36 hours after the failure (if that is
+        // before `end`; otherwise the device is not retried within the history).
+        let gap = self.rng.random_range(1_200..129_600) * TICKS_PER_SECOND;
+        let retry = retry.filter(|r| r.failed_at + gap <= self.end.ticks());
+        let start = retry.as_ref().map_or(drawn_start, |r| r.failed_at + gap);
         let preparation = self.phase(100.0, 0.4);
         let mut device_setup = self.phase(14.0 * 60.0, 0.5);
         let mut account_setup = if self_deploying {
@@ -354,12 +447,22 @@ impl FleetGenerator {
         };
         let span = |ticks: i64| Value::Duration(Duration::from_ticks(ticks));
 
-        let serial = self.serial();
+        let drawn_serial = self.serial();
+        let serial = retry.as_ref().map_or(drawn_serial, |r| r.serial.clone());
         let first = *pick(&mut self.rng, &FIRST_NAMES);
         let last = *pick(&mut self.rng, &LAST_NAMES);
         let user_number = self.rng.random_range(1..400);
-        let device_id = self.guid();
+        let drawn_device = self.guid();
+        let device_id = retry.as_ref().map_or(drawn_device, |r| r.device_id.clone());
         let user_id = self.guid();
+        if outcome == "failure" && self.rng.random_bool(0.6) {
+            self.retries.push(Retry {
+                serial: serial.clone(),
+                device_id: device_id.clone(),
+                enrollment_type,
+                failed_at: end,
+            });
+        }
         set(&mut event, event::DEVICE_ID, Value::String(device_id));
         if !self_deploying {
             set(&mut event, event::USER_ID, Value::String(user_id));
@@ -477,14 +580,23 @@ impl FleetGenerator {
             );
         }
 
-        let mut details = Vec::with_capacity(tracked_count);
+        let blocking = self.blocking(failure, outcome);
+        let mut details = Vec::with_capacity(tracked_count + 1);
         let first_tracked = self.rng.random_range(0..TRACKED.len());
+        let mut tracked: Vec<(&'static str, &'static str, Option<&Blocking>)> = Vec::new();
+        if let Some(blocking) = &blocking {
+            tracked.push((blocking.name, blocking.policy_type, Some(blocking)));
+        }
         for offset in 0..tracked_count {
             let (name, policy_type) = TRACKED[(first_tracked + offset) % TRACKED.len()];
-            let failed = failure.is_some() && offset == 0;
-            let status = match (failed, policy_type) {
-                (true, _) => "error",
-                (false, "configurationPolicy") => "compliant",
+            if blocking.as_ref().is_none_or(|b| b.name != name) {
+                tracked.push((name, policy_type, None));
+            }
+        }
+        for (name, policy_type, blocked) in tracked {
+            let status = match (blocked, policy_type) {
+                (Some(blocking), _) => blocking.status,
+                (None, "configurationPolicy") => "compliant",
                 _ => "installed",
             };
             let mut detail = Entity::with_id(&POLICY_STATUS_DETAIL, self.guid());
@@ -501,10 +613,12 @@ impl FleetGenerator {
                 detail::COMPLIANCE_STATUS,
                 enum_detail(detail::COMPLIANCE_STATUS, status),
             );
+            // What blocked the page was tracked by it; the rest mostly are.
+            let on_page = blocked.is_some() || self.rng.random_bool(0.8);
             detail.set(
                 schema,
                 detail::TRACKED_ON_ENROLLMENT_STATUS,
-                Value::Boolean(self.rng.random_bool(0.8)),
+                Value::Boolean(on_page),
             );
             detail.set(
                 schema,
@@ -514,7 +628,7 @@ impl FleetGenerator {
             detail.set(
                 schema,
                 detail::ERROR_CODE,
-                Value::Int32(if failed { -2_016_345_060 } else { 0 }),
+                Value::Int32(blocked.map_or(0, |blocking| blocking.error_code)),
             );
             details.push(detail);
         }
@@ -657,6 +771,8 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let mut failures = 0;
+        let mut blocked = 0;
+        let mut serials = std::collections::BTreeMap::new();
         for _ in 0..2000 {
             let deployment = generator.next_deployment();
             let event = &deployment.event;
@@ -679,11 +795,34 @@ mod tests {
                     Value::String(_)
                 ));
             }
-            assert!(deployment.details.len() <= 4);
+            // Up to four tracked items, and what blocked the page.
+            assert!(deployment.details.len() <= 5);
+            for detail in &deployment.details {
+                let code = detail.values[detail::ERROR_CODE.0].clone();
+                if code != Value::Int32(0) {
+                    blocked += 1;
+                    assert_eq!(
+                        detail.values[detail::TRACKED_ON_ENROLLMENT_STATUS.0],
+                        Value::Boolean(true)
+                    );
+                }
+            }
+            if let Value::String(serial) = get(event, "deviceSerialNumber") {
+                *serials.entry(serial).or_insert(0_u32) += 1;
+            }
         }
         assert!(
             (100..300).contains(&failures),
             "about 9% failures, got {failures}"
+        );
+        assert!(
+            blocked > 100,
+            "apps block the page of failures and timeouts: {blocked}"
+        );
+        let repeated = serials.values().filter(|attempts| **attempts > 1).count();
+        assert!(
+            (20..200).contains(&repeated),
+            "devices deployed again after a failure: {repeated}"
         );
     }
 

@@ -6,6 +6,7 @@ mod analytics;
 mod auth;
 mod batch;
 mod crud;
+mod dashboard;
 mod details;
 mod durability;
 mod faults;
