@@ -390,6 +390,7 @@ impl Query<'_> {
             to: window.map(|(_, to)| to.ticks()),
             filters,
             serial: None,
+            serial_index_bound: false,
         }
     }
 

@@ -1,12 +1,14 @@
 //! The analytics' figures read from the database (analytics.md §4): every aggregate is computed
 //! by SQL where the events are; only groups (never events) come back, sorted here by code point.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::sql::analytics::{self as statements, Scope, Statement};
+use super::sql::analytics::{self as statements, DURATION_BUCKET_TICKS, Scope, Statement};
+use super::sql::{self, Dialect};
+use super::transaction::Tx;
 use super::{Store, StoreError, StoredEntity};
 use crate::edm::{DateTimeOffset, Duration, ENROLLMENT_TYPE, POLICY_TYPE};
 use crate::model::AUTOPILOT_EVENT;
@@ -101,18 +103,55 @@ fn dimension_key(row: &AnyRow, index: usize, by: Dimension) -> Result<Option<Str
     }
 }
 
-/// The value at each percentile's nearest rank among `(rank, n, value)` rows.
-fn percentiles_of(rows: &[(u64, u64, i64)], percentiles: &[u64]) -> Vec<Option<Duration>> {
-    let n = rows.first().map_or(0, |(_, n, _)| *n);
+/// One bucket of a duration histogram: its number, rows, and smallest and largest value.
+#[derive(Clone, Copy)]
+struct Bucket {
+    number: i64,
+    rows: u64,
+    min: i64,
+    max: i64,
+}
+
+/// Where a percentile's value is: known (a bucket of one value), or the `offset`-th (1-based)
+/// smallest value of a bucket.
+enum Pick {
+    Known(i64),
+    InBucket { bucket: i64, offset: u64 },
+}
+
+/// The nearest-rank pick of each percentile among a key's histogram buckets.
+fn picks(buckets: &mut [Bucket], percentiles: &[u64]) -> Vec<Option<Pick>> {
+    buckets.sort_by_key(|bucket| bucket.number);
+    let n: u64 = buckets.iter().map(|bucket| bucket.rows).sum();
     percentiles
         .iter()
         .map(|p| {
             let rank = nearest_rank(*p, n)?;
-            rows.iter()
-                .find(|(r, _, _)| *r == rank)
-                .map(|(_, _, value)| Duration::from_ticks(*value))
+            let mut before = 0;
+            for bucket in buckets.iter() {
+                if rank <= before + bucket.rows {
+                    return Some(if bucket.min == bucket.max {
+                        Pick::Known(bucket.min)
+                    } else {
+                        Pick::InBucket {
+                            bucket: bucket.number,
+                            offset: rank - before,
+                        }
+                    });
+                }
+                before += bucket.rows;
+            }
+            None
         })
         .collect()
+}
+
+/// A statement bound into a query that can be held across an await.
+fn bound_query(
+    statement: Statement,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    let (text, values) = statement.into_parts();
+    sql::bind(text, values)
 }
 
 impl Store {
@@ -132,16 +171,95 @@ impl Store {
         Ok(states)
     }
 
+    /// Nearest-rank percentiles of a duration column over the scope's finished events, per key
+    /// of `by` (one key, `None`, without): a histogram of 10-second buckets finds the bucket of
+    /// each rank, then the values of just those buckets give the value. Both statements read one
+    /// snapshot, so the ranks of the first are the rows of the second.
+    async fn duration_percentiles(
+        &self,
+        scope: &Scope,
+        by: Option<Dimension>,
+        column: &str,
+        percentiles: &[u64],
+    ) -> Result<BTreeMap<Option<String>, Vec<Option<Duration>>>, StoreError> {
+        let key_of = |row: &AnyRow| match by {
+            Some(by) => dimension_key(row, 0, by),
+            None => Ok(None),
+        };
+        let first = usize::from(by.is_some());
+        // Bound before the future: sea-query's values are not Send, the bound query is.
+        let (text, bound) = statements::duration_histogram(scope, by, column).into_parts();
+        let histogram = sql::bind(text, bound);
+        self.bounded(async {
+            let mut snapshot = Tx::begin_snapshot(&self.readers, self.dialect).await?;
+            let rows = histogram.fetch_all(snapshot.connection()).await?;
+            let mut histograms: BTreeMap<Option<String>, Vec<Bucket>> = BTreeMap::new();
+            for row in &rows {
+                histograms.entry(key_of(row)?).or_default().push(Bucket {
+                    number: row.try_get(first)?,
+                    rows: count(row, first + 1)?,
+                    min: row.try_get(first + 2)?,
+                    max: row.try_get(first + 3)?,
+                });
+            }
+            let chosen: BTreeMap<Option<String>, Vec<Option<Pick>>> = histograms
+                .into_iter()
+                .map(|(key, mut buckets)| {
+                    let picks = picks(&mut buckets, percentiles);
+                    (key, picks)
+                })
+                .collect();
+            let wanted: BTreeSet<i64> = chosen
+                .values()
+                .flatten()
+                .filter_map(|pick| match pick {
+                    Some(Pick::InBucket { bucket, .. }) => Some(*bucket),
+                    _ => None,
+                })
+                .collect();
+            let mut values: BTreeMap<(Option<String>, i64), Vec<i64>> = BTreeMap::new();
+            if !wanted.is_empty() {
+                let wanted: Vec<i64> = wanted.into_iter().collect();
+                let query = bound_query(statements::bucket_values(scope, by, column, &wanted));
+                for row in query.fetch_all(snapshot.connection()).await? {
+                    let value: i64 = row.try_get(first)?;
+                    values
+                        .entry((key_of(&row)?, value / DURATION_BUCKET_TICKS))
+                        .or_default()
+                        .push(value);
+                }
+            }
+            snapshot.rollback().await;
+            Ok(chosen
+                .into_iter()
+                .map(|(key, picks)| {
+                    let found = picks
+                        .into_iter()
+                        .map(|pick| match pick? {
+                            Pick::Known(value) => Some(Duration::from_ticks(value)),
+                            Pick::InBucket { bucket, offset } => {
+                                let bucket_values = values.get_mut(&(key.clone(), bucket))?;
+                                bucket_values.sort_unstable();
+                                let at = usize::try_from(offset).ok()?.checked_sub(1)?;
+                                bucket_values
+                                    .get(at)
+                                    .map(|value| Duration::from_ticks(*value))
+                            }
+                        })
+                        .collect();
+                    (key, found)
+                })
+                .collect())
+        })
+        .await
+    }
+
     pub async fn analytics_summary(&self, scope: &Scope) -> Result<Summary, StoreError> {
         let percentiles = DURATIONS.map(|(name, column)| async move {
-            let rows = self
-                .analytics_rows(statements::ranked_values(scope, column, &PERCENTILES))
+            let mut by_key = self
+                .duration_percentiles(scope, None, column, &PERCENTILES)
                 .await?;
-            let ranked = rows
-                .iter()
-                .map(|row| Ok((count(row, 0)?, count(row, 1)?, row.try_get(2)?)))
-                .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            let values = percentiles_of(&ranked, &PERCENTILES);
+            let values = by_key.remove(&None).unwrap_or_else(|| vec![None; 3]);
             Ok::<_, StoreError>((name, [values[0], values[1], values[2]]))
         });
         let (states, durations) = futures_util::future::try_join(
@@ -179,9 +297,9 @@ impl Store {
         scope: &Scope,
         by: Dimension,
     ) -> Result<Vec<BreakdownRow>, StoreError> {
-        let (state_rows, percentile_rows) = futures_util::future::try_join(
+        let (state_rows, percentiles) = futures_util::future::try_join(
             self.analytics_rows(statements::breakdown_states(scope, by)),
-            self.analytics_rows(statements::breakdown_percentiles(scope, by)),
+            self.duration_percentiles(scope, Some(by), "deployment_total_duration", &[50, 90]),
         )
         .await?;
         let mut groups: BTreeMap<Option<String>, BreakdownRow> = BTreeMap::new();
@@ -198,16 +316,10 @@ impl Store {
                 .states
                 .add(row.try_get(1)?, count(row, 2)?);
         }
-        for row in &percentile_rows {
-            let key = dimension_key(row, 0, by)?;
-            let (rank, n, value) = (count(row, 1)?, count(row, 2)?, row.try_get::<i64, _>(3)?);
+        for (key, values) in percentiles {
             if let Some(group) = groups.get_mut(&key) {
-                if nearest_rank(50, n) == Some(rank) {
-                    group.p50 = Some(Duration::from_ticks(value));
-                }
-                if nearest_rank(90, n) == Some(rank) {
-                    group.p90 = Some(Duration::from_ticks(value));
-                }
+                group.p50 = values[0];
+                group.p90 = values[1];
             }
         }
         let mut rows: Vec<BreakdownRow> = groups.into_values().collect();
@@ -329,6 +441,10 @@ impl Store {
         scope: &Scope,
         limit: u64,
     ) -> Result<DeviceHistory, StoreError> {
+        let scope = &Scope {
+            serial_index_bound: self.dialect == Dialect::Postgres,
+            ..scope.clone()
+        };
         let (states, oldest, events) = futures_util::future::try_join3(
             self.state_counts(scope),
             self.read_optional_row(statements::oldest_state(scope).into_parts()),
@@ -345,5 +461,52 @@ impl Store {
             oldest_state,
             events,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The two-step selection (histogram, then the chosen buckets' values) picks exactly the
+        /// value a full sort would, with buckets as the database forms them (truncated division).
+        #[test]
+        fn histogram_selection_equals_a_full_sort(
+            values in proptest::collection::vec(
+                prop_oneof![Just(0i64), -3 * DURATION_BUCKET_TICKS..3 * DURATION_BUCKET_TICKS, any::<i64>()],
+                1..200,
+            ),
+        ) {
+            let mut histogram: BTreeMap<i64, Bucket> = BTreeMap::new();
+            for value in &values {
+                let number = value / DURATION_BUCKET_TICKS;
+                let bucket = histogram.entry(number).or_insert(Bucket { number, rows: 0, min: *value, max: *value });
+                bucket.rows += 1;
+                bucket.min = bucket.min.min(*value);
+                bucket.max = bucket.max.max(*value);
+            }
+            // In the order a GROUP BY might return them: any.
+            let mut buckets: Vec<Bucket> = histogram.into_values().rev().collect();
+            let mut sorted = values.clone();
+            sorted.sort_unstable();
+            for (pick, p) in picks(&mut buckets, &PERCENTILES).into_iter().zip(PERCENTILES) {
+                let expected = sorted[nearest_rank(p, sorted.len() as u64).unwrap() as usize - 1];
+                let found = match pick.unwrap() {
+                    Pick::Known(value) => value,
+                    Pick::InBucket { bucket, offset } => {
+                        let mut inside: Vec<i64> = values
+                            .iter()
+                            .copied()
+                            .filter(|value| value / DURATION_BUCKET_TICKS == bucket)
+                            .collect();
+                        inside.sort_unstable();
+                        inside[offset as usize - 1]
+                    }
+                };
+                prop_assert_eq!(found, expected);
+            }
+        }
     }
 }

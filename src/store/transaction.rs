@@ -29,6 +29,25 @@ impl Tx {
         Self::begin_on(connection, dialect).await
     }
 
+    /// Takes a connection from `pool` and begins a read-only snapshot on it: the statements of
+    /// the transaction all see the database as of its first read (SQLite's deferred transaction
+    /// in WAL mode; PostgreSQL's repeatable read). End it with [`Tx::rollback`].
+    pub async fn begin_snapshot(pool: &AnyPool, dialect: Dialect) -> Result<Tx, StoreError> {
+        let mut connection = pool.acquire().await?;
+        let statement = match dialect {
+            Dialect::Sqlite => "BEGIN",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        if let Err(error) = sqlx::raw_sql(statement).execute(&mut *connection).await {
+            connection.close_on_drop();
+            return Err(error.into());
+        }
+        Ok(Tx {
+            connection,
+            open: true,
+        })
+    }
+
     /// [`Tx::begin`] on a connection already taken from its pool.
     pub async fn begin_on(
         mut connection: PoolConnection<Any>,

@@ -4,6 +4,7 @@
 use sea_query::{Value as SqlValue, Values};
 
 use super::entity_column_names;
+use super::filter::INDEXED_TEXT_BYTES;
 use crate::model::AUTOPILOT_EVENT;
 use crate::model::analytics::{BLOCKING_COMPLIANCE, Dimension, state};
 
@@ -16,6 +17,9 @@ pub struct Scope {
     pub to: Option<i64>,
     pub filters: Vec<(Dimension, FilterValue)>,
     pub serial: Option<String>,
+    /// Repeat the bound of PostgreSQL's partial index on serial numbers (migrations/postgres/0007)
+    /// so the planner can use it; set by the store for PostgreSQL.
+    pub serial_index_bound: bool,
 }
 
 /// A filter's value: text compared exactly, or an enum member's underlying value.
@@ -57,12 +61,18 @@ impl Statement {
 
     /// The conditions of `scope` on the events table aliased `e`.
     fn scope(&mut self, scope: &Scope) -> &mut Self {
+        self.scope_timed_by(scope, "e.event_date_time")
+    }
+
+    /// [`Statement::scope`] with the window tested on `time`: `+e.event_date_time` (a no-op in
+    /// both dialects) keeps the planner from driving a join by the events' time index.
+    fn scope_timed_by(&mut self, scope: &Scope, time: &str) -> &mut Self {
         self.push("e.tenant_id = ").text_value(&scope.tenant);
         if let Some(from) = scope.from {
-            self.push(" AND e.event_date_time >= ").int(from);
+            self.push(" AND ").push(time).push(" >= ").int(from);
         }
         if let Some(to) = scope.to {
-            self.push(" AND e.event_date_time < ").int(to);
+            self.push(" AND ").push(time).push(" < ").int(to);
         }
         let mut texts: Vec<(&str, &str)> = scope
             .filters
@@ -74,6 +84,11 @@ impl Statement {
             .collect();
         if let Some(serial) = &scope.serial {
             texts.push(("device_serial_number", serial));
+            if scope.serial_index_bound && serial.len() <= INDEXED_TEXT_BYTES {
+                self.push(&format!(
+                    " AND octet_length(e.device_serial_number) <= {INDEXED_TEXT_BYTES}"
+                ));
+            }
         }
         for (column, text) in texts {
             // No stored text holds NUL (bodies refuse it, PostgreSQL cannot store it): such a
@@ -127,26 +142,69 @@ pub fn state_counts(scope: &Scope) -> Statement {
     statement
 }
 
-/// `(rank, n, value)` of a duration column over the scope's finished events, at the nearest ranks
-/// ⌈p·n/100⌉ (in integers) of each percentile p, n counted by the same statement.
-pub fn ranked_values(scope: &Scope, column: &str, percentiles: &[u64]) -> Statement {
+/// The width of a histogram bucket of durations (10 s in ticks): percentiles are found in two
+/// steps, a histogram of buckets and then the values of the buckets holding the ranks asked for.
+pub const DURATION_BUCKET_TICKS: i64 = 100_000_000;
+
+/// The optional grouping key of a duration statement: `e.<column>, ` or nothing.
+fn key_column(statement: &mut Statement, by: Option<Dimension>) {
+    if let Some(by) = by {
+        statement.push("e.").push(by.column()).push(", ");
+    }
+}
+
+/// `([key,] bucket, count, min, max)` of a duration column over the scope's finished events,
+/// bucket = value / [`DURATION_BUCKET_TICKS`] (truncated: monotonic in the value, so buckets in
+/// ascending order hold ascending values).
+pub fn duration_histogram(scope: &Scope, by: Option<Dimension>, column: &str) -> Statement {
     let mut statement = Statement::default();
+    statement.push("SELECT ");
+    key_column(&mut statement, by);
     statement
-        .push("SELECT t.rn, t.n, t.v FROM (SELECT e.")
+        .push("e.")
         .push(column)
-        .push(" AS v, ROW_NUMBER() OVER (ORDER BY e.")
+        .push(&format!(" / {DURATION_BUCKET_TICKS}, COUNT(*), MIN(e."))
         .push(column)
-        .push(") AS rn, COUNT(*) OVER () AS n")
+        .push("), MAX(e.")
+        .push(column)
+        .push(")")
         .push(EVENTS)
         .scope(scope)
         .finished()
-        .push(") t WHERE ");
-    for (position, p) in percentiles.iter().enumerate() {
+        .push(if by.is_some() {
+            " GROUP BY 1, 2"
+        } else {
+            " GROUP BY 1"
+        });
+    statement
+}
+
+/// `([key,] value)` of the scope's finished events whose duration falls in one of `buckets`.
+pub fn bucket_values(
+    scope: &Scope,
+    by: Option<Dimension>,
+    column: &str,
+    buckets: &[i64],
+) -> Statement {
+    let mut statement = Statement::default();
+    statement.push("SELECT ");
+    key_column(&mut statement, by);
+    statement
+        .push("e.")
+        .push(column)
+        .push(EVENTS)
+        .scope(scope)
+        .finished()
+        .push(" AND e.")
+        .push(column)
+        .push(&format!(" / {DURATION_BUCKET_TICKS} IN ("));
+    for (position, bucket) in buckets.iter().enumerate() {
         if position > 0 {
-            statement.push(" OR ");
+            statement.push(", ");
         }
-        statement.push(&format!("t.rn = ({p} * t.n + 99) / 100"));
+        statement.int(*bucket);
     }
+    statement.push(")");
     statement
 }
 
@@ -173,25 +231,6 @@ pub fn breakdown_states(scope: &Scope, by: Dimension) -> Statement {
         .push(EVENTS)
         .scope(scope)
         .push(" GROUP BY 1, 2");
-    statement
-}
-
-/// `(key, rank, n, value)` of deploymentTotalDuration over each key's finished events, at the
-/// nearest ranks of the 50th and 90th percentiles (⌈p·n/100⌉ in integers).
-pub fn breakdown_percentiles(scope: &Scope, by: Dimension) -> Statement {
-    let mut statement = Statement::default();
-    statement
-        .push("SELECT t.k, t.rn, t.n, t.v FROM (SELECT e.")
-        .push(by.column())
-        .push(" AS k, e.deployment_total_duration AS v, ROW_NUMBER() OVER (PARTITION BY e.")
-        .push(by.column())
-        .push(" ORDER BY e.deployment_total_duration) AS rn, COUNT(*) OVER (PARTITION BY e.")
-        .push(by.column())
-        .push(") AS n")
-        .push(EVENTS)
-        .scope(scope)
-        .finished()
-        .push(") t WHERE t.rn = (50 * t.n + 99) / 100 OR t.rn = (90 * t.n + 99) / 100");
     statement
 }
 
@@ -286,18 +325,21 @@ pub fn stuck_page(
     statement
 }
 
-/// The join of blocking policy status details with their events in scope.
+/// The join of blocking policy status details with their events in scope. It is driven by the
+/// details' partial index (a small share of all details) with each event found by its key: the
+/// window's events are many more than the blocking details of all time.
 fn blocking_details(statement: &mut Statement, scope: &Scope) {
     statement
         .push(
             " FROM policy_status_details d JOIN autopilot_events e \
              ON e.tenant_id = d.tenant_id AND e.id = d.event_id WHERE ",
         )
-        .scope(scope)
-        .push(" AND d.tenant_id = e.tenant_id AND d.tracked_on_enrollment_status = ")
-        .bind(SqlValue::Bool(Some(true)))
+        .scope_timed_by(scope, "+e.event_date_time")
+        // Written as literals, exactly as the partial index `policy_status_details_blocking`
+        // states them, so both databases can use it (a bound value could not prove it applies).
         .push(&format!(
-            " AND d.compliance_status IN ({}, {}, {})",
+            " AND d.tenant_id = e.tenant_id AND d.tracked_on_enrollment_status = TRUE \
+             AND d.compliance_status IN ({}, {}, {})",
             BLOCKING_COMPLIANCE[0], BLOCKING_COMPLIANCE[1], BLOCKING_COMPLIANCE[2]
         ));
 }
@@ -370,6 +412,7 @@ mod tests {
                 (Dimension::OsVersion, FilterValue::Text("a\0b".into())),
             ],
             serial: None,
+            serial_index_bound: false,
         };
         let (text, values) = stuck_page(&scope, 9, Some((3, "x")), 10).into_parts();
         let mut next = 1;

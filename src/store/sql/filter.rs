@@ -113,7 +113,7 @@ impl Dialect {
 }
 
 /// The longest text value (bytes) PostgreSQL's indexes on [`BOUNDED_TEXT_INDEXES`] hold.
-const INDEXED_TEXT_BYTES: usize = 1024;
+pub(super) const INDEXED_TEXT_BYTES: usize = 1024;
 
 /// Columns whose PostgreSQL index holds only values up to [`INDEXED_TEXT_BYTES`].
 const BOUNDED_TEXT_INDEXES: [&str; 3] =
