@@ -30,12 +30,7 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
         .await;
     store.close().await;
     stored?;
+    // One line, the URL, and nothing else: scripts read it (`--help` says how long it lasts).
     println!("{base}/dashboard/signin?code={code}");
-    eprintln!(
-        "Open it within {} minutes; it signs in once, for {} hours, to tenant {}.",
-        sign_in::CODE_SECONDS / 60,
-        sign_in::SESSION_SECONDS / 3600,
-        args.tenant
-    );
     Ok(())
 }

@@ -339,6 +339,13 @@ async fn answer(
             &["GET"],
         ));
     }
+    if parts
+        .uri
+        .query()
+        .is_some_and(|query| query.len() > super::graph::MAX_QUERY_BYTES)
+    {
+        return Err(ApiError::uri_too_long(super::graph::MAX_QUERY_BYTES));
+    }
     let parameters = Parameters::parse(parts.uri.query(), &endpoint)?;
     let now = RequestContext::of(&parts.extensions).started;
     let query = Query {

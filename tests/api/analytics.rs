@@ -1016,6 +1016,9 @@ async fn requests_are_checked_in_the_contracts_order_and_bad_parameters_named() 
         let message = assert_graph_error(app.get(&url(path)).await, 400, "BadRequest").await;
         assert!(message.contains(&format!("'{named}'")), "{path}: {message}");
     }
+    // A query string beyond the limit is 414, as on /beta.
+    let long = format!("summary?profile={}", "x".repeat(40 * 1024));
+    assert_graph_error(app.get(&url(&long)).await, 414, "RequestUriTooLong").await;
     // Within the limits: accepted.
     for path in [
         "timeline?bucket=week&from=2007-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
