@@ -233,3 +233,84 @@ async fn two_nodes_together_admit_no_more_than_the_limit() {
     let count: u64 = a.count_as(&token).await;
     assert_eq!(count, admitted, "throttled writes created nothing");
 }
+
+#[tokio::test]
+async fn a_dashboard_session_opened_on_one_node_reads_and_ends_on_the_other() {
+    let Some(Nodes { a, b, database, .. }) = two_nodes(Options::default()).await else {
+        return;
+    };
+    let minted_elsewhere = tempfile::tempdir().unwrap();
+    let token = mint(
+        minted_elsewhere.path(),
+        "contoso",
+        "app-one",
+        &["--role", READ_WRITE, "--database", &database],
+    );
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // The code printed for node a is stored in the shared database: node b takes it.
+    let link = stdout_of(graphpilot_on(
+        &a.storage,
+        &["dashboard"],
+        &["--tenant", "contoso", "--url", &a.base()],
+    ));
+    let on_b = link.trim().replace(&a.base(), &b.base());
+    let response = client.get(&on_b).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    // …and the code is used up on every node.
+    assert_eq!(client.get(link.trim()).send().await.unwrap().status(), 401);
+    let summary = |node: &TestApp| {
+        client
+            .get(format!("{}/graphpilot/analytics/summary", node.base()))
+            .header("cookie", &cookie)
+            .send()
+    };
+    assert_eq!(summary(&a).await.unwrap().status(), 200);
+    assert_eq!(summary(&b).await.unwrap().status(), 200);
+    // A stuck page's next link from one node continues on the other.
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    for _ in 0..3 {
+        let response = client
+            .post(a.events_url())
+            .bearer_auth(&token)
+            .json(&json!({"deploymentState": "inProgress", "eventDateTime": now}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let read = |url: String| client.get(url).bearer_auth(&token).send();
+    let first: Value = read(format!("{}/graphpilot/analytics/stuck?top=2", a.base()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let next = first["nextLink"]
+        .as_str()
+        .unwrap()
+        .replace(&a.base(), &b.base());
+    let second: Value = read(next).await.unwrap().json().await.unwrap();
+    assert_eq!(second["value"].as_array().unwrap().len(), 1);
+    assert_eq!(second["asOf"], first["asOf"]);
+    // Signing out on b ends the session on a too.
+    let response = client
+        .post(format!("{}/dashboard/signout", b.base()))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(summary(&a).await.unwrap().status(), 401);
+}
