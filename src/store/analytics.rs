@@ -164,9 +164,12 @@ impl Store {
     }
 
     async fn state_counts(&self, scope: &Scope) -> Result<StateCounts, StoreError> {
+        let row = self
+            .read_row(statements::state_counts(scope).into_parts())
+            .await?;
         let mut states = StateCounts::default();
-        for row in self.analytics_rows(statements::state_counts(scope)).await? {
-            states.add(row.try_get(0)?, count(&row, 1)?);
+        for state in 0..8 {
+            states.add(state as i64, count(&row, state)?);
         }
         Ok(states)
     }

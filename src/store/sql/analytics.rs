@@ -131,14 +131,20 @@ impl Statement {
 
 const EVENTS: &str = " FROM autopilot_events e WHERE ";
 
-/// `(deploymentState, count)` of the scope.
+/// One row: the number of the scope's events in each deploymentState, by underlying value 0–7
+/// (conditional sums: one pass, no grouping to sort).
 pub fn state_counts(scope: &Scope) -> Statement {
     let mut statement = Statement::default();
-    statement
-        .push("SELECT e.deployment_state, COUNT(*)")
-        .push(EVENTS)
-        .scope(scope)
-        .push(" GROUP BY e.deployment_state");
+    statement.push("SELECT ");
+    for state in 0..8 {
+        if state > 0 {
+            statement.push(", ");
+        }
+        statement.push(&format!(
+            "COALESCE(SUM(CASE WHEN e.deployment_state = {state} THEN 1 ELSE 0 END), 0)"
+        ));
+    }
+    statement.push(EVENTS).scope(scope);
     statement
 }
 
