@@ -155,18 +155,42 @@ fn bound_query(
 }
 
 impl Store {
+    /// Runs analytics work once one of the analytics' connection slots is free (within the
+    /// request's deadline).
+    async fn in_slot<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let _slot = super::health::within_deadline(async {
+            self.analytics_slots
+                .acquire()
+                .await
+                .map_err(|_| StoreError::Internal(anyhow::anyhow!("the store is closing")))
+        })
+        .await?;
+        work.await
+    }
+
     /// Rendered before the future: sea-query's values are not Send.
     fn analytics_rows(
         &self,
         statement: Statement,
     ) -> impl std::future::Future<Output = Result<Vec<AnyRow>, StoreError>> + Send + '_ {
-        self.read_rows(statement.into_parts())
+        let rows = self.read_rows(statement.into_parts());
+        self.in_slot(rows)
+    }
+
+    /// [`Store::analytics_rows`] for a statement of one row.
+    fn analytics_row(
+        &self,
+        statement: Statement,
+    ) -> impl std::future::Future<Output = Result<AnyRow, StoreError>> + Send + '_ {
+        let row = self.read_row(statement.into_parts());
+        self.in_slot(row)
     }
 
     async fn state_counts(&self, scope: &Scope) -> Result<StateCounts, StoreError> {
-        let row = self
-            .read_row(statements::state_counts(scope).into_parts())
-            .await?;
+        let row = self.analytics_row(statements::state_counts(scope)).await?;
         let mut states = StateCounts::default();
         for state in 0..8 {
             states.add(state as i64, count(&row, state)?);
@@ -193,7 +217,7 @@ impl Store {
         // Bound before the future: sea-query's values are not Send, the bound query is.
         let (text, bound) = statements::duration_histogram(scope, by, column).into_parts();
         let histogram = sql::bind(text, bound);
-        self.bounded(async {
+        self.in_slot(self.bounded(async {
             let mut snapshot = Tx::begin_snapshot(&self.readers, self.dialect).await?;
             let rows = histogram.fetch_all(snapshot.connection()).await?;
             let mut histograms: BTreeMap<Option<String>, Vec<Bucket>> = BTreeMap::new();
@@ -253,7 +277,7 @@ impl Store {
                     (key, found)
                 })
                 .collect())
-        })
+        }))
         .await
     }
 
@@ -359,7 +383,7 @@ impl Store {
         threshold: i64,
     ) -> Result<u64, StoreError> {
         let row = self
-            .read_row(statements::stuck_count(scope, threshold).into_parts())
+            .analytics_row(statements::stuck_count(scope, threshold))
             .await?;
         Ok(count(&row, 0)?)
     }
@@ -450,7 +474,7 @@ impl Store {
         };
         let (states, oldest, events) = futures_util::future::try_join3(
             self.state_counts(scope),
-            self.read_optional_row(statements::oldest_state(scope).into_parts()),
+            self.in_slot(self.read_optional_row(statements::oldest_state(scope).into_parts())),
             self.analytics_rows(statements::newest_events(scope, limit)),
         )
         .await?;

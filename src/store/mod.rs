@@ -114,6 +114,9 @@ pub struct Store {
     /// Whether the database is reachable ([`health`]), and the task that tries it while not.
     health: Arc<health::Health>,
     probe: tokio::task::JoinHandle<()>,
+    /// Read connections the analytics may hold at once (half the pool): a dashboard's burst of
+    /// fleet-wide aggregates never takes every connection from Graph's reads.
+    analytics_slots: tokio::sync::Semaphore,
 }
 
 impl Store {

@@ -31,6 +31,7 @@ impl Store {
         readers: u32,
         sqlite_cache_mib: u32,
     ) -> anyhow::Result<Arc<Store>> {
+        let reader_count = readers;
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
             Dialect::Sqlite
@@ -161,6 +162,7 @@ impl Store {
             writer_pool,
             health,
             probe,
+            analytics_slots: tokio::sync::Semaphore::new((reader_count as usize / 2).max(1)),
         };
         match store.finish_bulk_load().await {
             Ok(()) => {}
