@@ -4,11 +4,13 @@
 //! Layers, top to bottom (data flows one way):
 //! - [`cli`] and [`app`]: commands, flags, and the server's lifecycle; [`server`]: the
 //!   connection loop and its limits.
-//! - [`http`]: routing, the Graph error type, auth and throttling middleware, response envelopes.
+//! - [`http`]: routing, the Graph error type, auth and throttling middleware, response envelopes;
+//!   graphpilot's own analytics API and deployments dashboard.
 //! - [`odata`]: query options from the raw query string.
 //! - [`model`]: the entity schema and request bodies → typed values.
 //! - [`edm`]: exact EDM primitives (DateTimeOffset, Duration, enums).
-//! - [`store`]: SQLite or PostgreSQL behind one interface, with a group-commit writer.
+//! - [`store`]: SQLite or PostgreSQL behind one interface, with a group-commit writer; the
+//!   analytics' aggregates computed in SQL.
 //! - [`auth`]: signing keys, token minting and verification, permissions.
 //! - [`tls`]: the local CA, server certificates and the HTTPS listener.
 
