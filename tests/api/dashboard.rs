@@ -471,6 +471,26 @@ async fn the_dashboard_in_chromium_shows_the_apis_numbers_and_signs_in_and_out()
     assert_eq!(result["device"]["attempts"], "2");
     assert_eq!(result["device"]["firstTimeRight"], "false");
     assert_eq!(result["device"]["rows"], 2);
+    let stuck_serial = result["stuckDevice"]["serial"]
+        .as_str()
+        .expect("a stuck device to open");
+    let history = app
+        .client
+        .get(format!(
+            "{}/graphpilot/analytics/devices/{stuck_serial}",
+            app.base()
+        ))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        result["stuckDevice"]["attempts"],
+        history["attempts"].to_string()
+    );
     assert_eq!(result["focused"], "profile", "filters take keyboard focus");
     assert_eq!(result["afterSignOut"], 401);
     assert_eq!(result["withToken"], "contoso");

@@ -110,6 +110,16 @@ try {
     filtered = { profile, ...(await shown()) };
   }
 
+  // A stuck device's serial number opens its history.
+  const stuckSerial = await page.$("#stuck tbody button.link");
+  let stuckDevice = null;
+  if (stuckSerial) {
+    const serial = await stuckSerial.textContent();
+    await stuckSerial.click();
+    await page.waitForFunction((s) => document.getElementById("deviceSerial").textContent === s, serial);
+    stuckDevice = { serial, attempts: await page.$eval("#deviceAttempts", (n) => n.dataset.value) };
+  }
+
   // Keyboard: the filters can be reached and used without a mouse.
   await page.focus("#profile");
   const focused = await page.evaluate(() => document.activeElement && document.activeElement.id);
@@ -131,7 +141,7 @@ try {
   await loaded();
   const withToken = await page.textContent("#tenant");
 
-  console.log(JSON.stringify({ problems, csp, cookies, initial, filtered, device, focused, afterSignOut, withToken }));
+  console.log(JSON.stringify({ problems, csp, cookies, initial, filtered, device, stuckDevice, focused, afterSignOut, withToken }));
 } catch (error) {
   // Say where it stopped and what the page was showing.
   const html = await page.content().catch(() => "");

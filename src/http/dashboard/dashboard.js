@@ -178,9 +178,20 @@
 
   let stuckNext = null;
 
+  /** A serial number that opens the device's history below. */
+  function serialButton(serial) {
+    const button = el("button", { type: "button", class: "link", title: `Show the history of ${serial}` }, serial);
+    button.addEventListener("click", () => {
+      $("serial").value = serial;
+      showDevice(serial);
+      $("device-title").scrollIntoView();
+    });
+    return button;
+  }
+
   function stuckRows(rows) {
     return rows.map((row) => el("tr", { "data-id": row.id },
-      el("td", {}, row.deviceSerialNumber ?? "–"),
+      el("td", {}, row.deviceSerialNumber === null ? "–" : serialButton(row.deviceSerialNumber)),
       el("td", {}, row.managedDeviceName ?? "–"),
       el("td", {}, row.windowsAutopilotDeploymentProfileDisplayName ?? "–"),
       el("td", {}, when(row.deploymentStartDateTime)),
