@@ -1,5 +1,5 @@
-//! The analytics' figures read from the database (analytics.md §4): every aggregate is computed
-//! by SQL where the events are; only groups (never events) come back, sorted here by code point.
+//! The analytics' figures read from the database (analytics.md §4): aggregates computed by SQL
+//! where the events are; only groups and the chosen histogram buckets' values come back.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,5 +1,5 @@
-//! The analytics' statements (analytics.md §4), one text for both backends: aggregates, window
-//! functions and nearest-rank picks that both SQLite and PostgreSQL run; every value is bound.
+//! The analytics' statements (analytics.md §4), one text for both backends: conditional sums,
+//! groupings, duration histograms and window functions that SQLite and PostgreSQL both run.
 
 use sea_query::{Value as SqlValue, Values};
 
