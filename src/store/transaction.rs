@@ -33,31 +33,31 @@ impl Tx {
     /// the transaction all see the database as of its first read (SQLite's deferred transaction
     /// in WAL mode; PostgreSQL's repeatable read). End it with [`Tx::rollback`].
     pub async fn begin_snapshot(pool: &AnyPool, dialect: Dialect) -> Result<Tx, StoreError> {
-        let mut connection = pool.acquire().await?;
         let statement = match dialect {
             Dialect::Sqlite => "BEGIN",
             Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         };
-        if let Err(error) = sqlx::raw_sql(statement).execute(&mut *connection).await {
-            connection.close_on_drop();
-            return Err(error.into());
-        }
-        Ok(Tx {
-            connection,
-            open: true,
-        })
+        Self::start(pool.acquire().await?, statement).await
     }
 
     /// [`Tx::begin`] on a connection already taken from its pool.
     pub async fn begin_on(
-        mut connection: PoolConnection<Any>,
+        connection: PoolConnection<Any>,
         dialect: Dialect,
     ) -> Result<Tx, StoreError> {
         let statement = match dialect {
             Dialect::Sqlite => "BEGIN IMMEDIATE",
             Dialect::Postgres => "BEGIN",
         };
-        if let Err(error) = sqlx::raw_sql(statement).execute(&mut *connection).await {
+        Self::start(connection, statement).await
+    }
+
+    /// Sends `begin` on the connection; a connection on which it fails is closed.
+    async fn start(
+        mut connection: PoolConnection<Any>,
+        begin: &'static str,
+    ) -> Result<Tx, StoreError> {
+        if let Err(error) = sqlx::raw_sql(begin).execute(&mut *connection).await {
             // Whatever state the connection is in, it is not one to build on.
             connection.close_on_drop();
             return Err(error.into());

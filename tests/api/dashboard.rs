@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use futures_util::FutureExt;
+
 use reqwest::header::{COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
@@ -79,24 +81,21 @@ async fn a_one_time_link_signs_in_once_and_its_cookie_opens_only_the_dashboard_a
     assert_eq!(unknown.status(), 401);
 
     // The cookie opens the dashboard and the analytics API.
-    let page = client
-        .get(format!("{}/dashboard", app.base()))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let with_cookie = |method: reqwest::Method, path: &str| {
+        client
+            .request(method, format!("{}{path}", app.base()))
+            .header(COOKIE, &cookie)
+            .send()
+            .map(Result::unwrap)
+    };
+    let page = with_cookie(reqwest::Method::GET, "/dashboard").await;
     assert_eq!(page.status(), 200);
     assert_eq!(
         page.headers()["content-security-policy"],
         "default-src 'self'"
     );
     assert!(page.text().await.unwrap().contains("id=\"successRate\""));
-    let summary = client
-        .get(format!("{}/graphpilot/analytics/summary", app.base()))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let summary = with_cookie(reqwest::Method::GET, "/graphpilot/analytics/summary").await;
     assert_eq!(summary.status(), 200);
     assert_eq!(summary.json::<Value>().await.unwrap()["deployments"], 1);
     // …and nothing else.
@@ -105,37 +104,17 @@ async fn a_one_time_link_signs_in_once_and_its_cookie_opens_only_the_dashboard_a
         "/graphpilot/requests",
         "/graphpilot/faults",
     ] {
-        let response = client
-            .get(format!("{}{path}", app.base()))
-            .header(COOKIE, &cookie)
-            .send()
-            .await
-            .unwrap();
+        let response = with_cookie(reqwest::Method::GET, path).await;
         assert_graph_error(response, 401, "InvalidAuthenticationToken").await;
     }
 
     // Sign-out ends the session and clears the cookie.
-    let response = client
-        .post(format!("{}/dashboard/signout", app.base()))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let response = with_cookie(reqwest::Method::POST, "/dashboard/signout").await;
     assert_eq!(response.status(), 303);
     assert!(session_cookie(&response).1.contains("Max-Age=0"));
-    let response = client
-        .get(format!("{}/graphpilot/analytics/summary", app.base()))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let response = with_cookie(reqwest::Method::GET, "/graphpilot/analytics/summary").await;
     assert_graph_error(response, 401, "InvalidAuthenticationToken").await;
-    let page = client
-        .get(format!("{}/dashboard", app.base()))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let page = with_cookie(reqwest::Method::GET, "/dashboard").await;
     assert_eq!(page.status(), 200);
     assert!(
         page.text()

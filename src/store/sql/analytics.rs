@@ -74,41 +74,47 @@ impl Statement {
         if let Some(to) = scope.to {
             self.push(" AND ").push(time).push(" < ").int(to);
         }
-        let mut texts: Vec<(&str, &str)> = scope
-            .filters
-            .iter()
-            .filter_map(|(dimension, value)| match value {
-                FilterValue::Text(text) => Some((dimension.column(), text.as_str())),
-                FilterValue::Enum(_) => None,
-            })
-            .collect();
+        for (dimension, value) in &scope.filters {
+            match value {
+                FilterValue::Text(text) => self.text_equals(dimension.column(), text),
+                FilterValue::Enum(underlying) => self
+                    .push(" AND e.")
+                    .push(dimension.column())
+                    .push(" = ")
+                    .int(*underlying),
+            };
+        }
         if let Some(serial) = &scope.serial {
-            texts.push(("device_serial_number", serial));
+            self.text_equals("device_serial_number", serial);
             if scope.serial_index_bound && serial.len() <= INDEXED_TEXT_BYTES {
                 self.push(&format!(
                     " AND octet_length(e.device_serial_number) <= {INDEXED_TEXT_BYTES}"
                 ));
             }
         }
-        for (column, text) in texts {
-            // No stored text holds NUL (bodies refuse it, PostgreSQL cannot store it): such a
-            // value matches nothing, and PostgreSQL is never asked to bind it.
-            if text.contains('\0') {
-                self.push(" AND 1 = 0");
-            } else {
-                self.push(" AND e.")
-                    .push(column)
-                    .push(" = ")
-                    .text_value(text);
-            }
+        self
+    }
+
+    /// ` AND e.<column> = <text>`. No stored text holds NUL (bodies refuse it, PostgreSQL cannot
+    /// store it): such a value matches nothing, and PostgreSQL is never asked to bind it.
+    fn text_equals(&mut self, column: &str, text: &str) -> &mut Self {
+        if text.contains('\0') {
+            self.push(" AND 1 = 0")
+        } else {
+            self.push(" AND e.")
+                .push(column)
+                .push(" = ")
+                .text_value(text)
         }
-        for (dimension, value) in &scope.filters {
-            if let FilterValue::Enum(underlying) = value {
-                self.push(" AND e.")
-                    .push(dimension.column())
-                    .push(" = ")
-                    .int(*underlying);
+    }
+
+    /// `e.a, e.b, …`
+    fn columns<'c>(&mut self, columns: impl IntoIterator<Item = &'c str>) -> &mut Self {
+        for (position, column) in columns.into_iter().enumerate() {
+            if position > 0 {
+                self.push(", ");
             }
+            self.push("e.").push(column);
         }
         self
     }
@@ -306,14 +312,10 @@ pub fn stuck_page(
     limit: u64,
 ) -> Statement {
     let mut statement = Statement::default();
-    statement.push("SELECT ");
-    for (position, column) in STUCK_COLUMNS.iter().enumerate() {
-        if position > 0 {
-            statement.push(", ");
-        }
-        statement.push("e.").push(column);
-    }
-    statement.push(EVENTS);
+    statement
+        .push("SELECT ")
+        .columns(STUCK_COLUMNS)
+        .push(EVENTS);
     stuck_condition(&mut statement, scope, threshold);
     if let Some((start, id)) = after {
         statement
@@ -376,14 +378,9 @@ pub fn blocker_error_codes(scope: &Scope) -> Statement {
 /// descending, at most `limit`.
 pub fn newest_events(scope: &Scope, limit: u64) -> Statement {
     let mut statement = Statement::default();
-    statement.push("SELECT ");
-    for (position, column) in entity_column_names(&AUTOPILOT_EVENT).enumerate() {
-        if position > 0 {
-            statement.push(", ");
-        }
-        statement.push("e.").push(column);
-    }
     statement
+        .push("SELECT ")
+        .columns(entity_column_names(&AUTOPILOT_EVENT))
         .push(EVENTS)
         .scope(scope)
         .push(" ORDER BY e.event_date_time DESC, LOWER(e.id) DESC LIMIT ")
