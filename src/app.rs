@@ -15,6 +15,7 @@ use crate::auth::SigningKey;
 use crate::config::ServeConfig;
 use crate::http::throttle::Throttle;
 use crate::http::{AppState, Settings, router};
+use crate::io::export_jobs::{ExportRunner, ExportSettings};
 use crate::store::{Dialect, Store};
 use crate::tls::TlsListener;
 
@@ -30,6 +31,20 @@ pub async fn shared_key(store: &Store, data_dir: &std::path::Path) -> anyhow::Re
     } else {
         SigningKey::from_pem(&shared).context("the shared signing key in the database is invalid")
     }
+}
+
+/// This node's name in the export jobs it runs: kept in the data directory, so a restarted node
+/// knows the jobs its last run left unfinished.
+fn node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node-id");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && !text.trim().is_empty()
+    {
+        return Ok(text.trim().to_string());
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(id)
 }
 
 /// A data directory on a read-only file system cannot hold the SQLite database (its WAL and lock
@@ -83,6 +98,18 @@ impl App {
         )
         .await?;
         let key = shared_key(&store, &config.data_dir).await?;
+        let exports = ExportRunner::start(
+            store.clone(),
+            node_id(&config.data_dir)?,
+            config.data_dir.join("exports-in-progress"),
+            ExportSettings {
+                ttl: config.export_ttl,
+                delay: std::time::Duration::from_secs_f64(config.profile.quirks.export_delay),
+                retention_days: config.profile.quirks.retention_days,
+            },
+        )
+        .await
+        .context("cannot start the report export jobs")?;
         // Nodes of one PostgreSQL database share the limits; a SQLite file has one node.
         let shared = (store.dialect() == Dialect::Postgres).then(|| store.clone());
         let throttle = Throttle::new(config.limits, shared);
@@ -114,6 +141,8 @@ impl App {
                     body_timeout: config.body_timeout,
                     request_timeout: config.request_timeout,
                     metrics_need_token: config.metrics_need_token,
+                    profile: config.profile,
+                    exports,
                 },
             )),
             database,

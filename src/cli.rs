@@ -312,6 +312,40 @@ pub struct ServeArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_cert"])]
     pub tls_key: Option<PathBuf>,
+    /// emulator: Graph as documented (api.md). graph: Graph as it behaves in production, quirk
+    /// by quirk: pages of at most 50 whatever $top says, $orderby on events refused, a quarter
+    /// of 429s without Retry-After, only the last 30 days of events served, export jobs that
+    /// take 5 s and show their url one read late. See docs/profiles.md.
+    #[arg(
+        long,
+        env = "GRAPHPILOT_PROFILE",
+        default_value = "emulator",
+        value_name = "PROFILE"
+    )]
+    pub profile: String,
+    /// Sets one quirk over the profile, e.g. --quirk maxPageSize=100 --quirk orderBy=ignore
+    /// (repeatable; beats --quirks). Quirks: maxPageSize, orderBy, dollarless, typeCastPaths,
+    /// retryAfterOmitted, retentionDays, exportDelay, exportUrlLag, seed.
+    #[arg(long = "quirk", value_name = "NAME=VALUE")]
+    pub quirks: Vec<String>,
+    /// A TOML file of quirks (top-level `NAME = value` lines) over the profile.
+    #[arg(long = "quirks", env = "GRAPHPILOT_QUIRKS", value_name = "FILE")]
+    pub quirks_file: Option<PathBuf>,
+    /// How long a completed report export job's download link works (e.g. 6h, 30m, 90s); the
+    /// file is deleted after it, the job stays until DELETE.
+    #[arg(long, env = "GRAPHPILOT_EXPORT_TTL", default_value = "6h", value_name = "DURATION",
+          value_parser = parse_ttl)]
+    pub export_ttl: std::time::Duration,
+}
+
+/// A duration such as `6h`, `30m` or `90s`, at least one second.
+fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|error| format!("{error} (write a duration such as 6h, 30m or 90s)"))?;
+    if duration < std::time::Duration::from_secs(1) {
+        return Err("the link must live at least 1s".into());
+    }
+    Ok(duration)
 }
 
 #[derive(Args, Debug)]

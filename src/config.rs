@@ -9,6 +9,7 @@ use anyhow::Context;
 use crate::cli::{LogFormat, ServeArgs, Throttling};
 use crate::http::faults::Faults;
 use crate::http::throttle::{INTUNE, Limits};
+use crate::profile::{Profile, UsageError};
 use crate::store::{Durability, Store};
 use crate::tls::ServerIdentity;
 
@@ -35,6 +36,8 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     pub metrics_need_token: bool,
     pub log_format: LogFormat,
+    pub profile: Profile,
+    pub export_ttl: Duration,
 }
 
 impl ServeConfig {
@@ -48,6 +51,21 @@ impl ServeConfig {
             }
             None => Vec::new(),
         };
+        let quirks_text = match &args.quirks_file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|error| {
+                UsageError(format!("cannot read --quirks {}: {error}", path.display()))
+            })?),
+            None => None,
+        };
+        let quirks_path = args
+            .quirks_file
+            .as_ref()
+            .map(|path| path.display().to_string());
+        let profile = Profile::resolve(
+            &args.profile,
+            quirks_path.as_deref().zip(quirks_text.as_deref()),
+            &args.quirks,
+        )?;
         let faults = Faults::new(rules)
             .map_err(|reason| anyhow::anyhow!("--faults: a rule cannot work: {reason}"))?;
         let tls = args.tls.then(|| match (&args.tls_cert, &args.tls_key) {
@@ -83,6 +101,8 @@ impl ServeConfig {
             request_timeout: Duration::from_secs(args.request_timeout),
             metrics_need_token: args.metrics_token,
             log_format: args.log_format,
+            profile,
+            export_ttl: args.export_ttl,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! - [`odata`]: query options from the raw query string.
 //! - [`model`]: the entity schema and request bodies → typed values.
 //! - [`edm`]: exact EDM primitives (DateTimeOffset, Duration, enums).
+//! - [`profile`]: the production profile's quirks, resolved once into typed values.
 //! - [`store`]: SQLite or PostgreSQL behind one interface, with a group-commit writer; the
 //!   analytics' aggregates computed in SQL.
 //! - [`auth`]: signing keys, token minting and verification, permissions.
@@ -24,6 +25,7 @@ pub mod http;
 pub mod io;
 pub mod model;
 pub mod odata;
+pub mod profile;
 pub mod server;
 pub mod store;
 pub mod tls;

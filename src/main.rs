@@ -13,7 +13,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("graphpilot: {error:#}");
-            ExitCode::FAILURE
+            // A profile or quirk that cannot be used is a usage error, like clap's.
+            if error
+                .downcast_ref::<graphpilot::profile::UsageError>()
+                .is_some()
+            {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -5,7 +5,7 @@ use aws_lc_rs::constant_time;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::{READ_PERMISSIONS, random_bytes};
+use super::{REPORT_READ_PERMISSIONS as READ_PERMISSIONS, random_bytes};
 use crate::store::AppRegistration;
 
 /// A new registration and its secret (the only time the secret exists in clear).

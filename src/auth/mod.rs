@@ -143,11 +143,31 @@ pub struct Principal {
     expires: i64,
 }
 
+/// Reading report export jobs (reports-and-sync.md A1): the read permissions of devices,
+/// configuration and apps, or their write ones.
+pub const REPORT_READ_PERMISSIONS: [&str; 6] = [
+    "DeviceManagementManagedDevices.Read.All",
+    "DeviceManagementManagedDevices.ReadWrite.All",
+    "DeviceManagementConfiguration.Read.All",
+    "DeviceManagementConfiguration.ReadWrite.All",
+    "DeviceManagementApps.Read.All",
+    "DeviceManagementApps.ReadWrite.All",
+];
+
+/// Creating and deleting report export jobs.
+pub const REPORT_WRITE_PERMISSIONS: [&str; 3] = [
+    "DeviceManagementManagedDevices.ReadWrite.All",
+    "DeviceManagementConfiguration.ReadWrite.All",
+    "DeviceManagementApps.ReadWrite.All",
+];
+
 /// What an operation needs (api.md §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     Read,
     Write,
+    ReportRead,
+    ReportWrite,
 }
 
 impl Access {
@@ -155,6 +175,8 @@ impl Access {
         match self {
             Access::Read => &READ_PERMISSIONS,
             Access::Write => &WRITE_PERMISSIONS,
+            Access::ReportRead => &REPORT_READ_PERMISSIONS,
+            Access::ReportWrite => &REPORT_WRITE_PERMISSIONS,
         }
     }
 }

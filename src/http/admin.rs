@@ -261,6 +261,17 @@ pub async fn requests(
     Ok(json_response(StatusCode::OK, body.to_string()))
 }
 
+/// `GET /graphpilot/profile`: the profile and the effective value of every quirk.
+pub async fn profile(
+    _: AdminCaller,
+    State(state): State<Arc<AppState>>,
+) -> Result<Response, ApiError> {
+    Ok(json_response(
+        StatusCode::OK,
+        state.profile.to_json().to_string(),
+    ))
+}
+
 /// `GET /graphpilot/faults`: the rules in force, with how often each matched and fired.
 pub async fn list_faults(
     _: AdminCaller,

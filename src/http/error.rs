@@ -16,6 +16,8 @@ pub enum ErrorCode {
     ModelValidationFailure,
     InvalidAuthenticationToken,
     Forbidden,
+    /// A download link (blob SAS) whose signature or expiry does not hold.
+    AuthenticationFailed,
     ResourceNotFound,
     NotFound,
     MethodNotAllowed,
@@ -39,7 +41,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest | ErrorCode::ModelValidationFailure => StatusCode::BAD_REQUEST,
             ErrorCode::InvalidAuthenticationToken => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden | ErrorCode::AuthenticationFailed => StatusCode::FORBIDDEN,
             ErrorCode::ResourceNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -64,6 +66,7 @@ impl ErrorCode {
             ErrorCode::ModelValidationFailure => "ModelValidationFailure",
             ErrorCode::InvalidAuthenticationToken => "InvalidAuthenticationToken",
             ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::AuthenticationFailed => "AuthenticationFailed",
             ErrorCode::ResourceNotFound => "ResourceNotFound",
             ErrorCode::NotFound => "NotFound",
             ErrorCode::MethodNotAllowed => "MethodNotAllowed",
@@ -171,6 +174,11 @@ impl ApiError {
             ErrorCode::ResourceNotFound,
             format!("{what} with key '{id}' was not found."),
         )
+    }
+
+    /// A download link that does not authenticate (changed, incomplete or expired).
+    pub fn link_refused(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::AuthenticationFailed, message)
     }
 
     pub fn not_found_path(path: &str) -> Self {

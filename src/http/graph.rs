@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::response::Response;
 use futures_util::FutureExt;
@@ -19,6 +19,7 @@ use super::body::{drain, read_json_body};
 use super::caller::authenticate;
 use super::context::RequestContext;
 use super::error::ApiError;
+use super::exports::Jobs;
 use super::faults::FaultAction;
 use super::journal::{Caller, Faulted};
 use super::metadata;
@@ -27,6 +28,7 @@ use super::response::json_response;
 use super::routes::{self, Resource, Route};
 use super::throttle::now_ms;
 use crate::auth::Access;
+use crate::model::report::EXPORT_JOB_TYPE;
 use crate::model::{AUTOPILOT_EVENT, POLICY_STATUS_DETAIL};
 
 /// The longest query string accepted (api.md §14).
@@ -63,7 +65,15 @@ async fn handle(
     if let Some(unread) = body {
         drain(&parts, unread, state.body_timeout).await;
     }
-    answer
+    let mut response = answer.unwrap_or_else(IntoResponse::into_response);
+    // `retryAfterOmitted`: production sometimes answers 429 without saying how long to wait.
+    if response.status() == StatusCode::TOO_MANY_REQUESTS
+        && response.headers().contains_key(header::RETRY_AFTER)
+        && state.omit_retry_after()
+    {
+        response.headers_mut().remove(header::RETRY_AFTER);
+    }
+    Ok(response)
 }
 
 /// The answer to a request under the service root; takes `body` out when it reads it.
@@ -85,26 +95,32 @@ async fn answer(
     let mut segments = path.split('/').skip(1);
     let root = segments.next().unwrap_or("");
     let rest: Vec<&str> = segments.collect();
-    if root.eq_ignore_ascii_case("v1.0") {
-        authenticate(state, parts)?;
-        // This resource exists only in beta: name the first segment v1.0 does not have.
-        let missing = match rest.first() {
-            Some(first) if first.eq_ignore_ascii_case("deviceManagement") => {
-                rest.get(1).copied().unwrap_or(first)
+    let (version, route) = if root.eq_ignore_ascii_case("v1.0") {
+        match routes::parse(&rest) {
+            // The report export jobs are in v1.0 too.
+            Ok(route) if route.is_export_jobs() => ("v1.0", Ok(route)),
+            _ => {
+                authenticate(state, parts)?;
+                // Events exist only in beta: name the first segment v1.0 does not have.
+                let missing = match rest.first() {
+                    Some(first) if first.eq_ignore_ascii_case("deviceManagement") => {
+                        rest.get(1).copied().unwrap_or(first)
+                    }
+                    Some(first) => first,
+                    None => "v1.0",
+                };
+                return Err(ApiError::segment_not_found(missing));
             }
-            Some(first) => first,
-            None => "v1.0",
-        };
-        return Err(ApiError::segment_not_found(missing));
-    }
-    if !root.eq_ignore_ascii_case("beta") {
+        }
+    } else if root.eq_ignore_ascii_case("beta") {
+        ("beta", routes::parse(&rest))
+    } else {
         return Err(ApiError::not_found_path(&path));
-    }
-    let route = routes::parse(&rest);
+    };
     if let Ok(route) = &route {
         *template = route.template();
     }
-    let base = service_root(parts, state.scheme);
+    let base = format!("{}/{version}", RequestContext::origin(parts, state.scheme));
     if matches!(route, Ok(Route::Metadata)) {
         check_method(&parts.method, &Route::Metadata)?;
         return Ok(metadata::response());
@@ -155,7 +171,12 @@ async fn answer(
         .map_err(ApiError::too_many_requests)?;
     let route = route?;
     check_method(&parts.method, &route)?;
-    let access = if write { Access::Write } else { Access::Read };
+    let access = match (route.is_export_jobs(), write) {
+        (false, false) => Access::Read,
+        (false, true) => Access::Write,
+        (true, false) => Access::ReportRead,
+        (true, true) => Access::ReportWrite,
+    };
     if !principal.allows(access) {
         return Err(ApiError::forbidden(access.permissions()));
     }
@@ -184,6 +205,20 @@ async fn answer(
         (Resource::Entity(target), Method::PATCH) => call.update(target, take_body(body)).await,
         (Resource::Entity(target), Method::DELETE) => call.delete(target).await,
         (Resource::Entity(target), _) => call.get(target).await,
+        (Resource::ExportJobs | Resource::ExportJob(_), _) => {
+            let jobs = Jobs {
+                state,
+                tenant,
+                base: &base,
+                parts,
+            };
+            match (route.resource(), &parts.method) {
+                (Resource::ExportJob(id), &Method::DELETE) => jobs.delete(&id).await,
+                (Resource::ExportJob(id), _) => jobs.get(&id).await,
+                (_, &Method::POST) => jobs.create(take_body(body)).await,
+                _ => jobs.list().await,
+            }
+        }
     }
 }
 
@@ -198,6 +233,7 @@ fn unstorable_key(route: &Route) -> Option<(String, &str)> {
             Some((AUTOPILOT_EVENT.qualified_name(), id))
         }
         Route::Detail(_, id) if nul(id) => Some((POLICY_STATUS_DETAIL.qualified_name(), id)),
+        Route::ExportJob(id) if nul(id) => Some((EXPORT_JOB_TYPE.to_string(), id)),
         _ => None,
     }
 }
@@ -240,11 +276,6 @@ fn check_method(method: &Method, route: &Route) -> Result<(), ApiError> {
     } else {
         Err(ApiError::method_not_allowed(method.as_str(), allowed))
     }
-}
-
-/// `{scheme}://{host}/beta` as the client addressed us.
-fn service_root(parts: &Parts, scheme: &str) -> String {
-    format!("{}/beta", RequestContext::origin(parts, scheme))
 }
 
 fn service_document(base: &str) -> Response {

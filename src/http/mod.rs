@@ -9,6 +9,7 @@ mod caller;
 mod context;
 mod dashboard;
 mod error;
+mod exports;
 mod extract;
 pub mod faults;
 mod graph;
@@ -60,6 +61,13 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Whether `/metrics` needs a `graphpilot.Admin` token.
     pub metrics_need_token: bool,
+    /// The production profile's quirks in effect.
+    pub profile: crate::profile::Profile,
+    /// Draws whether a 429 goes without `Retry-After` (`retryAfterOmitted`, seeded by `seed`).
+    retry_after_draws: std::sync::Mutex<rand_chacha::ChaCha8Rng>,
+    /// Signs the export jobs' download links.
+    pub links: exports::LinkSigner,
+    pub exports: Arc<crate::io::export_jobs::ExportRunner>,
 }
 
 /// How a server behaves towards its clients (from `serve`'s flags).
@@ -71,6 +79,8 @@ pub struct Settings {
     pub body_timeout: std::time::Duration,
     pub request_timeout: std::time::Duration,
     pub metrics_need_token: bool,
+    pub profile: crate::profile::Profile,
+    pub exports: Arc<crate::io::export_jobs::ExportRunner>,
 }
 
 impl AppState {
@@ -80,7 +90,14 @@ impl AppState {
         throttle: Throttle,
         settings: Settings,
     ) -> Self {
+        use rand::SeedableRng;
         Self {
+            retry_after_draws: std::sync::Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(
+                settings.profile.quirks.seed as u64,
+            )),
+            links: exports::LinkSigner::new(&key.mac_secret),
+            profile: settings.profile,
+            exports: settings.exports,
             store,
             verifier: Verifier::new(&key),
             throttle,
@@ -94,6 +111,21 @@ impl AppState {
             request_timeout: settings.request_timeout,
             metrics_need_token: settings.metrics_need_token,
         }
+    }
+
+    /// Whether this 429 goes without `Retry-After` (`retryAfterOmitted`): one draw per 429 from
+    /// a generator seeded by `seed`, so a run is reproducible.
+    pub fn omit_retry_after(&self) -> bool {
+        use rand::Rng;
+        let chance = self.profile.quirks.retry_after_omitted;
+        if chance <= 0.0 {
+            return false;
+        }
+        let mut draws = self
+            .retry_after_draws
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        draws.random::<f64>() < chance
     }
 }
 
@@ -129,6 +161,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/graphpilot/tenants/{tenant}/import",
             post(admin::import_records),
         )
+        .route("/graphpilot/profile", get(admin::profile))
+        .route("/graphpilot/exports/{file}", get(exports::download))
         .route("/graphpilot/analytics", any(analytics::dispatch))
         .route("/graphpilot/analytics/{*rest}", any(analytics::dispatch))
         .route("/dashboard", get(dashboard::page))

@@ -6,8 +6,12 @@ use serde_json::Value as Json;
 
 use super::error::ApiError;
 use super::response::push_entity;
+use crate::edm::DateTimeOffset;
 use crate::model::{AUTOPILOT_EVENT, EntitySchema, POLICY_STATUS_DETAIL};
-use crate::odata::{Column, Predicate, QueryOptions, Scalar, SortDirection, bind_filter};
+use crate::odata::{
+    Column, CompareOp, Operand, Predicate, QueryOptions, Scalar, SortDirection, bind_filter_with,
+};
+use crate::profile::{OrderBy, Quirks};
 use crate::store::{SortKeys, StoredEntity, sort_keys};
 
 /// The navigation property of events.
@@ -25,18 +29,40 @@ pub struct ResolvedQuery {
 }
 
 impl ResolvedQuery {
+    /// Binds the options to `schema` under the server's quirks: `typeCastPaths` for `$filter`,
+    /// `orderBy` for `$orderby` on events, and `retentionDays`, which hides old events from
+    /// every list and count by adding `eventDateTime ge {cutoff}` to the filter.
     pub fn resolve(
         schema: &'static EntitySchema,
         options: &QueryOptions,
+        quirks: &Quirks,
     ) -> Result<Self, ApiError> {
-        let filter = options
+        let is_events = std::ptr::eq(schema, &AUTOPILOT_EVENT);
+        let mut filter = options
             .filter
             .as_deref()
-            .map(|text| bind_filter(schema, text))
+            .map(|text| bind_filter_with(schema, text, quirks.type_cast_paths))
             .transpose()
             .map_err(|error| ApiError::bad_request(error.to_string()))?;
+        if is_events && let Some(cutoff) = quirks.retention_cutoff_ticks(DateTimeOffset::now()) {
+            let retained = retained_since(cutoff);
+            filter = Some(match filter {
+                Some(given) => Predicate::And(vec![retained, given]),
+                None => retained,
+            });
+        }
         let mut order = Vec::new();
-        for key in options.orderby.iter().flatten() {
+        let keys = match (&options.orderby, quirks.order_by) {
+            (Some(keys), OrderBy::Reject) if is_events => {
+                return Err(ApiError::bad_request(format!(
+                    "The query specified in the URI is not valid. The property '{}' cannot be used in the $orderby query option.",
+                    keys.first().map_or("", |key| key.name.as_str())
+                )));
+            }
+            (Some(_), OrderBy::Ignore) if is_events => None,
+            (keys, _) => keys.as_ref(),
+        };
+        for key in keys.into_iter().flatten() {
             let column = Column::find(schema, &key.name).ok_or_else(|| {
                 ApiError::bad_request(format!(
                     "Could not find a property named '{}' on type '{}' ($orderby).",
@@ -50,7 +76,6 @@ impl ResolvedQuery {
         let expand = match &options.expand {
             None => None,
             Some(expand) => {
-                let is_events = std::ptr::eq(schema, &AUTOPILOT_EVENT);
                 if !is_events || !(expand.name.eq_ignore_ascii_case(DETAILS) || expand.name == "*")
                 {
                     return Err(ApiError::bad_request(format!(
@@ -167,6 +192,17 @@ impl ResolvedQuery {
             }
         }
     }
+}
+
+/// `eventDateTime ge {cutoff}`: the events `retentionDays` serves.
+pub fn retained_since(cutoff_ticks: i64) -> Predicate {
+    let column =
+        Column::find(&AUTOPILOT_EVENT, "eventDateTime").expect("events have eventDateTime");
+    Predicate::Compare(
+        CompareOp::Ge,
+        Operand::Column(column),
+        Operand::Value(Scalar::Integer(cutoff_ticks)),
+    )
 }
 
 fn resolve_select(

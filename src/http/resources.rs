@@ -9,11 +9,13 @@ use axum::response::Response;
 use super::AppState;
 use super::body::{body_error, read_json_body};
 use super::error::ApiError;
-use super::query::ResolvedQuery;
+use super::query::{ResolvedQuery, retained_since};
 use super::response::{empty_response, entity_response, json_response, json_string, text_response};
 use super::routes;
+use crate::edm::DateTimeOffset;
 use crate::model::{AUTOPILOT_EVENT, decode_create, decode_patch};
-use crate::odata::{QueryOptions, parse_query};
+use crate::odata::{CompareOp, ID, Operand, Predicate, QueryOptions, Scalar, parse_query};
+use crate::profile::Quirks;
 use crate::store::{Collection, Listing, PageRow, Precondition, StoreError, StoredEntity, Target};
 
 /// What every handler needs to know about the request.
@@ -26,12 +28,44 @@ pub struct Call<'a> {
 
 impl Call<'_> {
     pub(super) fn options(&self) -> Result<QueryOptions, ApiError> {
-        parse_query(self.parts.uri.query()).map_err(ApiError::bad_request)
+        parse_query(self.parts.uri.query(), self.quirks().dollarless).map_err(ApiError::bad_request)
     }
 
-    /// 404 unless the event that owns a details collection exists.
+    fn quirks(&self) -> &Quirks {
+        &self.state.profile.quirks
+    }
+
+    /// Binds the request's options to `schema` under the server's quirks.
+    fn resolve(
+        &self,
+        schema: &'static crate::model::EntitySchema,
+        options: &QueryOptions,
+    ) -> Result<ResolvedQuery, ApiError> {
+        ResolvedQuery::resolve(schema, options, self.quirks())
+    }
+
+    /// 404 unless the event that owns a details collection exists (and, with `retentionDays`,
+    /// is still served).
     pub(super) async fn require_event(&self, event_id: &str) -> Result<(), ApiError> {
-        match self.state.store.event_exists(self.tenant, event_id).await {
+        let found = match self.quirks().retention_cutoff_ticks(DateTimeOffset::now()) {
+            None => self.state.store.event_exists(self.tenant, event_id).await,
+            Some(cutoff) => {
+                let this_one = Predicate::And(vec![
+                    Predicate::Compare(
+                        CompareOp::Eq,
+                        Operand::Column(ID),
+                        Operand::Value(Scalar::Text(event_id.to_string())),
+                    ),
+                    retained_since(cutoff),
+                ]);
+                self.state
+                    .store
+                    .count(self.tenant, &Collection::Events, Some(&this_one))
+                    .await
+                    .map(|count| count > 0)
+            }
+        };
+        match found {
             Ok(true) => Ok(()),
             Ok(false) => Err(ApiError::not_found(
                 &AUTOPILOT_EVENT.qualified_name(),
@@ -48,8 +82,12 @@ impl Call<'_> {
             self.require_event(event_id).await?;
         }
         let options = self.options()?;
-        let query = ResolvedQuery::resolve(collection.schema(), &options)?;
-        let page_size = options.top.unwrap_or(self.state.page_size);
+        let query = self.resolve(collection.schema(), &options)?;
+        // `maxPageSize`: no page is larger, whatever `$top` says (the rest follows by nextLink).
+        let page_size = options
+            .top
+            .unwrap_or(self.state.page_size)
+            .min(self.quirks().max_page_size);
         let scope = format!(
             "{}\n{}\n{}",
             self.tenant,
@@ -169,7 +207,7 @@ impl Call<'_> {
             self.require_event(event_id).await?;
         }
         let options = self.options()?;
-        let query = ResolvedQuery::resolve(collection.schema(), &options)?;
+        let query = self.resolve(collection.schema(), &options)?;
         let total = self
             .state
             .store
@@ -182,9 +220,7 @@ impl Call<'_> {
     /// GET of one entity, with `$select` and `$expand` applied.
     pub(super) async fn get(&self, target: Target) -> Result<Response, ApiError> {
         let schema = target.schema();
-        if let Target::Detail { event_id, .. } = &target {
-            self.require_event(event_id).await?;
-        }
+        self.require_served(&target).await?;
         let entity = self
             .state
             .store
@@ -192,7 +228,7 @@ impl Call<'_> {
             .await
             .map_err(|error| ApiError::from_store(error, &schema.qualified_name(), target.id()))?;
         let options = self.options()?;
-        let query = ResolvedQuery::resolve(schema, &options)?;
+        let query = self.resolve(schema, &options)?;
         let context_url = format!(
             "{}/$metadata#{}{}/$entity",
             self.base,
@@ -253,6 +289,9 @@ impl Call<'_> {
                     .map(|stored| (id, stored))
             }
             (Collection::Details { event_id }, Ok(body)) => {
+                if self.retention_on() {
+                    self.require_event(event_id).await?;
+                }
                 let id = body.event.id.clone();
                 store
                     .create_detail(self.tenant, event_id, body.event)
@@ -280,6 +319,9 @@ impl Call<'_> {
     pub(super) async fn update(&self, target: Target, body: Body) -> Result<Response, ApiError> {
         let schema = target.schema();
         let store = &self.state.store;
+        if self.retention_on() {
+            self.require_served(&target).await?;
+        }
         let decoded = match read_json_body(self.parts, body, self.state.body_timeout).await {
             Ok(bytes) => decode_patch(schema, &bytes, target.id()).map_err(body_error),
             Err(error) => Err(error),
@@ -309,6 +351,9 @@ impl Call<'_> {
 
     pub(super) async fn delete(&self, target: Target) -> Result<Response, ApiError> {
         let schema = target.schema();
+        if self.retention_on() {
+            self.require_served(&target).await?;
+        }
         let precondition = self.precondition(&target).await?;
         self.state
             .store
@@ -316,6 +361,20 @@ impl Call<'_> {
             .await
             .map_err(|error| ApiError::from_store(error, &schema.qualified_name(), target.id()))?;
         Ok(empty_response(StatusCode::NO_CONTENT))
+    }
+
+    fn retention_on(&self) -> bool {
+        self.quirks().retention_days > 0
+    }
+
+    /// 404 for an entity `retentionDays` hides (an old event, or a detail of one); a detail's
+    /// event must exist whatever the quirk.
+    async fn require_served(&self, target: &Target) -> Result<(), ApiError> {
+        match target {
+            Target::Detail { event_id, .. } => self.require_event(event_id).await,
+            Target::Event { id } if self.retention_on() => self.require_event(id).await,
+            Target::Event { .. } => Ok(()),
+        }
     }
 
     /// `If-Match`, parsed: `*` alone, or a list of entity tags. A list that holds `*` among

@@ -18,6 +18,9 @@ pub enum Resource {
     Collection(Collection),
     Count(Collection),
     Entity(Target),
+    /// `deviceManagement/reports/exportJobs`.
+    ExportJobs,
+    ExportJob(String),
 }
 
 #[derive(Debug, PartialEq)]
@@ -31,6 +34,8 @@ pub enum Route {
     Details(String),
     DetailsCount(String),
     Detail(String, String),
+    ExportJobs,
+    ExportJob(String),
 }
 
 impl Route {
@@ -50,6 +55,8 @@ impl Route {
             Route::Detail(..) => {
                 "/beta/deviceManagement/autopilotEvents/{id}/policyStatusDetails/{detailId}"
             }
+            Route::ExportJobs => "/beta/deviceManagement/reports/exportJobs",
+            Route::ExportJob(_) => "/beta/deviceManagement/reports/exportJobs/{id}",
         }
     }
 
@@ -60,7 +67,8 @@ impl Route {
             | Route::Metadata
             | Route::EventsCount
             | Route::DetailsCount(_) => &["GET"],
-            Route::Events | Route::Details(_) => &["GET", "POST"],
+            Route::Events | Route::Details(_) | Route::ExportJobs => &["GET", "POST"],
+            Route::ExportJob(_) => &["GET", "DELETE"],
             Route::Batch => &["POST"],
             Route::Event(_) | Route::Detail(..) => &["GET", "PATCH", "DELETE"],
         }
@@ -85,7 +93,14 @@ impl Route {
                 event_id: event_id.clone(),
                 id: id.clone(),
             }),
+            Route::ExportJobs => Resource::ExportJobs,
+            Route::ExportJob(id) => Resource::ExportJob(id.clone()),
         }
+    }
+
+    /// Whether the route is one of the report export jobs' (served under `/v1.0` too).
+    pub fn is_export_jobs(&self) -> bool {
+        matches!(self, Route::ExportJobs | Route::ExportJob(_))
     }
 }
 
@@ -127,6 +142,9 @@ pub fn parse(raw_segments: &[&str]) -> Result<Route, ApiError> {
         return Err(ApiError::segment_not_found(first));
     };
     let (name, key) = split_key(second)?;
+    if name.eq_ignore_ascii_case("reports") && key.is_none() {
+        return parse_export_jobs(second, rest);
+    }
     if !name.eq_ignore_ascii_case("autopilotEvents") {
         return Err(ApiError::segment_not_found(second));
     }
@@ -158,6 +176,28 @@ pub fn parse(raw_segments: &[&str]) -> Result<Route, ApiError> {
         },
     };
     finish(rest, Route::Detail(event_id, detail_id))
+}
+
+/// The segments after `deviceManagement/reports`.
+fn parse_export_jobs<'a>(
+    reports: &str,
+    mut rest: impl Iterator<Item = &'a str>,
+) -> Result<Route, ApiError> {
+    let Some(third) = rest.next() else {
+        return Err(ApiError::segment_not_found(reports));
+    };
+    let (name, key) = split_key(third)?;
+    if !name.eq_ignore_ascii_case("exportJobs") {
+        return Err(ApiError::segment_not_found(third));
+    }
+    let id = match key {
+        Some(key) => key,
+        None => match rest.next() {
+            None => return Ok(Route::ExportJobs),
+            Some(key) => key.to_string(),
+        },
+    };
+    finish(rest, Route::ExportJob(id))
 }
 
 fn finish<'a>(mut rest: impl Iterator<Item = &'a str>, route: Route) -> Result<Route, ApiError> {
@@ -230,6 +270,19 @@ mod tests {
             route("deviceManagement/autopilotEvents/e/policyStatusDetails/$count").unwrap(),
             Route::DetailsCount("e".into())
         );
+        assert_eq!(
+            route("deviceManagement/Reports/exportJobs").unwrap(),
+            Route::ExportJobs
+        );
+        assert_eq!(
+            route("deviceManagement/reports/exportJobs('A_b')").unwrap(),
+            Route::ExportJob("A_b".into())
+        );
+        assert_eq!(
+            route("deviceManagement/reports/exportJobs/A_b").unwrap(),
+            Route::ExportJob("A_b".into())
+        );
+        assert!(route("deviceManagement/reports/getReportFilters").is_err());
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Bulk data paths: the deterministic fleet generator behind `graphpilot seed`, and import and
-//! export of a tenant's events.
+//! Bulk data paths: the deterministic fleet generator behind `graphpilot seed`, import and
+//! export of a tenant's events, and the report export jobs with their files.
 
 pub mod export;
+pub mod export_jobs;
 pub mod import;
+pub mod report;
 pub mod seed;
 
 #[cfg(test)]

@@ -394,7 +394,7 @@ fn json_kind(json: &Json) -> String {
 
 /// Parses a body that must be one JSON object: no duplicate keys at any depth, nesting at most
 /// [`MAX_DEPTH`], nothing after the value.
-fn parse_object(bytes: &[u8]) -> Result<Vec<(String, Json)>, BodyError> {
+pub fn parse_object(bytes: &[u8]) -> Result<Vec<(String, Json)>, BodyError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(BodyError::Malformed(
             "The request body is empty; send a JSON object.".into(),

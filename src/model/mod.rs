@@ -4,6 +4,7 @@
 
 pub mod analytics;
 mod body;
+pub mod report;
 mod schema;
 
 pub use body::{

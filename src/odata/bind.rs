@@ -4,6 +4,7 @@
 
 use super::parser::{Ast, CompareOp, Literal, parse_filter};
 use crate::model::{EdmType, EntitySchema, Property};
+use crate::profile::TypeCastPaths;
 
 /// A property usable in queries: a structural property or the key `id`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -115,11 +116,20 @@ type BindError = FilterError;
 
 /// Parses and binds a `$filter` against `schema`.
 pub fn bind_filter(schema: &'static EntitySchema, text: &str) -> Result<Predicate, FilterError> {
+    bind_filter_with(schema, text, TypeCastPaths::Accept)
+}
+
+/// [`bind_filter`], refusing `microsoft.graph.<type>/property` paths when `casts` says so.
+pub fn bind_filter_with(
+    schema: &'static EntitySchema,
+    text: &str,
+    casts: TypeCastPaths,
+) -> Result<Predicate, FilterError> {
     let ast = parse_filter(text).map_err(|error| FilterError {
         position: error.position,
         message: error.message,
     })?;
-    Binder { schema }.predicate(&ast)
+    Binder { schema, casts }.predicate(&ast)
 }
 
 /// The terms of a left-deep chain of `and` (or of `or`), in order, without recursion.
@@ -144,6 +154,7 @@ fn chain(ast: &Ast, and: bool) -> Vec<&Ast> {
 
 struct Binder {
     schema: &'static EntitySchema,
+    casts: TypeCastPaths,
 }
 
 enum Bound {
@@ -160,6 +171,12 @@ impl Binder {
     }
 
     fn column(&self, path: &str, position: usize) -> Result<Column, BindError> {
+        if self.casts == TypeCastPaths::Reject && path.contains('/') {
+            return Err(self.error(
+                position,
+                format!("the type cast path '{path}' is not supported; name the property alone"),
+            ));
+        }
         Column::find(self.schema, path).ok_or_else(|| {
             self.error(
                 position,

@@ -6,7 +6,10 @@ mod lexer;
 mod options;
 mod parser;
 
-pub use bind::{Column, FilterError, ID, Operand, Predicate, Scalar, StringFunction, bind_filter};
+pub use bind::{
+    Column, FilterError, ID, Operand, Predicate, Scalar, StringFunction, bind_filter,
+    bind_filter_with,
+};
 pub use options::{
     Expand, MAX_TOP, OrderKey, QueryOptions, SortDirection, parse_query, percent_decode,
 };

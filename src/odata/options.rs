@@ -1,6 +1,8 @@
 //! The raw query string → [`QueryOptions`]. Names and values are percent-decoded; `+` stays a
 //! literal plus (api.md §7); the `$` prefix is optional and names match case-insensitively.
 
+use crate::profile::Dollarless;
+
 /// The longest `$select` list accepted (documented in docs/odata.md).
 pub const MAX_SELECT_ITEMS: usize = 64;
 /// The largest page a client may ask for with `$top`.
@@ -44,6 +46,24 @@ pub struct QueryOptions {
     pub carried: Vec<String>,
 }
 
+impl QueryOptions {
+    /// The first option given that a resource without properties to query (export jobs) cannot
+    /// apply.
+    pub fn unsupported_here(&self) -> Option<&'static str> {
+        [
+            (self.filter.is_some(), "$filter"),
+            (self.orderby.is_some(), "$orderby"),
+            (self.select.is_some(), "$select"),
+            (self.expand.is_some(), "$expand"),
+            (self.skip.is_some(), "$skip"),
+            (self.count, "$count"),
+        ]
+        .into_iter()
+        .find(|(given, _)| *given)
+        .map(|(_, name)| name)
+    }
+}
+
 /// Every system query option graphpilot recognises (with or without `$`). Those it cannot do
 /// (`$search`, `$apply`, …) are refused below with the reason; unknown `$`-options are refused too.
 const SYSTEM_OPTIONS: [&str; 16] = [
@@ -65,14 +85,18 @@ const SYSTEM_OPTIONS: [&str; 16] = [
     "schemaversion",
 ];
 
-/// Parses a raw query string. Errors are messages for a 400 `BadRequest`.
-pub fn parse_query(raw: Option<&str>) -> Result<QueryOptions, String> {
+/// Parses a raw query string. Errors are messages for a 400 `BadRequest`. With `dollarless`
+/// `Ignore` (v1.0's way), options written without `$` are custom options and not applied.
+pub fn parse_query(raw: Option<&str>, dollarless: Dollarless) -> Result<QueryOptions, String> {
     let mut options = QueryOptions::default();
     let mut seen: Vec<&'static str> = Vec::new();
     for pair in raw.unwrap_or("").split('&').filter(|pair| !pair.is_empty()) {
         let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let name = percent_decode(raw_name)?;
         let value = percent_decode(raw_value)?;
+        if dollarless == Dollarless::Ignore && !name.starts_with('$') {
+            continue;
+        }
         let bare = name.strip_prefix('$').unwrap_or(&name).to_ascii_lowercase();
         let Some(option) = SYSTEM_OPTIONS.iter().find(|known| **known == bare) else {
             if name.starts_with('$') {
@@ -282,10 +306,15 @@ mod tests {
 
     #[test]
     fn dollar_is_optional_and_names_ignore_case() {
-        let options = parse_query(Some("top=5&$Count=true&custom=1")).unwrap();
+        let options = parse_query(Some("top=5&$Count=true&custom=1"), Dollarless::Accept).unwrap();
         assert_eq!(options.top, Some(5));
         assert!(options.count);
         assert_eq!(options.carried, vec!["top=5", "$Count=true"]);
+        // v1.0's way (the `dollarless` quirk): without `$`, a custom option.
+        let options = parse_query(Some("top=5&$Count=true&filter=x"), Dollarless::Ignore).unwrap();
+        assert_eq!(options.top, None);
+        assert_eq!(options.filter, None);
+        assert!(options.count);
     }
 
     #[test]
@@ -305,15 +334,21 @@ mod tests {
             "$top=%zz",
             "$top=%C3%28",
         ] {
-            assert!(parse_query(Some(query)).is_err(), "{query}");
+            assert!(
+                parse_query(Some(query), Dollarless::Accept).is_err(),
+                "{query}"
+            );
         }
     }
 
     #[test]
     fn orderby_and_expand_are_split_into_their_parts() {
-        let options = parse_query(Some(
-            "$orderby=eventDateTime%20desc,deviceId+asc,id&$expand=policyStatusDetails($select=displayName,errorCode)",
-        ))
+        let options = parse_query(
+            Some(
+                "$orderby=eventDateTime%20desc,deviceId+asc,id&$expand=policyStatusDetails($select=displayName,errorCode)",
+            ),
+            Dollarless::Accept,
+        )
         .unwrap();
         let keys = options.orderby.unwrap();
         assert_eq!(keys.len(), 3);

@@ -9,6 +9,7 @@ mod bulk;
 mod cache;
 mod entities;
 mod error;
+mod exports;
 pub mod health;
 mod loads;
 mod open;
@@ -29,6 +30,7 @@ pub use analytics::{
     BlockerRow, BreakdownRow, DURATIONS, DeviceHistory, FailureRow, StuckRow, Summary,
 };
 pub use apply::{Precondition, WriteOp, Written};
+pub use exports::{EXPORT_CHUNK_BYTES, ReportSnapshot};
 pub use sessions::DashboardSession;
 pub use sql::analytics::{FilterValue, Scope};
 pub use sql::{AppRegistration, Collection, Dialect, Listing, SortKeys, Target, sort_keys};

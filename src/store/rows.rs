@@ -16,20 +16,29 @@ impl StoredEntity {
         first: usize,
         schema: &EntitySchema,
     ) -> Result<Self, sqlx::Error> {
-        let entity = Entity {
-            id: row.try_get(first)?,
-            values: schema
-                .properties
-                .iter()
-                .enumerate()
-                .map(|(position, property)| read_value(row, first + 2 + position, property))
-                .collect::<Result<_, _>>()?,
-        };
+        let entity = entity_from_row(row, first, schema)?;
         Ok(StoredEntity {
             etag: row.try_get(first + 1)?,
             body: entity.to_json(schema),
         })
     }
+}
+
+/// The typed entity of the [`sql::entity_columns`] of `schema` at `first` (its ETag skipped).
+pub(super) fn entity_from_row(
+    row: &sqlx::any::AnyRow,
+    first: usize,
+    schema: &EntitySchema,
+) -> Result<Entity, sqlx::Error> {
+    Ok(Entity {
+        id: row.try_get(first)?,
+        values: schema
+            .properties
+            .iter()
+            .enumerate()
+            .map(|(position, property)| read_value(row, first + 2 + position, property))
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 /// A property's typed column as a value. Ticks become instants and spans again; booleans are
