@@ -114,17 +114,13 @@ impl ExportRunner {
             let id = job.id.clone();
             if let Err(error) = runner.run(job).await {
                 tracing::warn!(job = %id, error = %format!("{error:#}"), "an export job failed");
-                let _ = runner
-                    .store
-                    .set_export_status(
-                        &id,
-                        JobStatus::InProgress,
-                        JobStatus::Failed,
-                        None,
-                        None,
-                        now_ms(),
-                    )
-                    .await;
+                // From wherever it got to (the database may have failed it before it started).
+                for from in [JobStatus::NotStarted, JobStatus::InProgress] {
+                    let _ = runner
+                        .store
+                        .set_export_status(&id, from, JobStatus::Failed, None, None, now_ms())
+                        .await;
+                }
             }
         });
         Ok(())

@@ -744,7 +744,10 @@ async fn completed_jobs_and_files_survive_a_restart_and_unfinished_ones_fail() {
     let pending = create_job(&app, json!({"reportName": REPORT})).await;
     let pending_id = pending["id"].as_str().unwrap().to_string();
     let pending_url = |app: &TestApp| format!("{}/{pending_id}", jobs_url(app));
-    assert_eq!(app.get_json(&pending_url(&app)).await["status"], "notStarted");
+    assert_eq!(
+        app.get_json(&pending_url(&app)).await["status"],
+        "notStarted"
+    );
     app.kill_hard().await;
     let app = start_on(&storage, &Options::default()).await;
     assert_eq!(app.get_json(&pending_url(&app)).await["status"], "failed");

@@ -1,6 +1,7 @@
 //! The official Microsoft Graph beta SDK for Python (`msgraph-beta-sdk`, from PyPI, unmodified)
 //! with azure-identity's `ClientSecretCredential` pointed at graphpilot's authority, over HTTPS:
-//! token endpoint → create, get, filter, PageIterator, PATCH, $batch, delete, 404.
+//! token endpoint → create, get, filter, PageIterator, PATCH, $batch, a report export job read
+//! back with zipfile and csv, delete, 404.
 
 use std::path::Path;
 

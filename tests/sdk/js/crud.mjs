@@ -2,7 +2,7 @@
 // only changes an application makes are the base URL, `customHosts`, and trusting graphpilot's CA
 // (NODE_EXTRA_CA_CERTS). The token comes from graphpilot's token endpoint (client credentials).
 // Scenario: create, get, list with a filter, PageIterator over 150+ events, PATCH, a $batch
-// through BatchRequestContent, delete, and a 404 surfacing as GraphError.
+// through BatchRequestContent, a report export job, delete, and a 404 surfacing as GraphError.
 // Usage: GRAPHPILOT_BASE=https://localhost:PORT GRAPHPILOT_TENANT=contoso GRAPHPILOT_CLIENT_ID=…
 //        GRAPHPILOT_CLIENT_SECRET=… NODE_EXTRA_CA_CERTS=ca.pem node crud.mjs
 import assert from "node:assert/strict";
@@ -115,6 +115,26 @@ const countText = Buffer.from(await batchResponse.getResponseById("count").text(
 assert.equal(countText, "152");
 assert.equal(batchResponse.getResponseById("missing").status, 404);
 console.log("ok $batch through BatchRequestContent");
+
+// A report export job: create, poll until its url is there, download it without a token.
+const jobs = "/deviceManagement/reports/exportJobs";
+let job = await client.api(jobs).post({ reportName: "AutopilotV1DeploymentStatus", format: "json" });
+assert.equal(job.status, "notStarted");
+assert.equal(job.url, null);
+for (let attempt = 0; attempt < 600 && !(job.status === "completed" && job.url) && job.status !== "failed"; attempt++) {
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  job = await client.api(`${jobs}('${job.id}')`).get();
+}
+assert.equal(job.status, "completed");
+const file = await fetch(job.url);
+assert.equal(file.status, 200);
+assert.equal(file.headers.get("content-type"), "application/zip");
+const bytes = Buffer.from(await file.arrayBuffer());
+assert.equal(bytes.subarray(0, 4).toString("hex"), "504b0304", "a zip file");
+const listed = await client.api(jobs).get();
+assert.ok(listed.value.some((each) => each.id === job.id));
+await client.api(`${jobs}/${job.id}`).delete();
+console.log("ok export job created, polled, downloaded without a token and deleted");
 
 await client.api(`${events}/${created.id}`).delete();
 try {

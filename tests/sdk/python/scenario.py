@@ -3,7 +3,8 @@ graphpilot over HTTPS, unmodified: ClientSecretCredential pointed at graphpilot'
 the token from its token endpoint; the SDK's request adapter gets graphpilot's base URL and host.
 (The SDK writes a timedelta as Python's str(), e.g. '0:12:03.5', which Graph and graphpilot refuse
 as an Edm.Duration, so durations are not sent from here; see docs/sdks.md.)
-Scenario: create, get, list with a filter, PageIterator over 150+ events, PATCH, a $batch,
+Scenario: create, get, list with a filter, PageIterator over 150+ events, PATCH, a $batch, a report
+export job downloaded without a token and read back with zipfile and csv,
 delete, and a 404 surfacing as an ODataError.
 
 Usage: GRAPHPILOT_BASE=https://localhost:PORT GRAPHPILOT_TENANT=contoso GRAPHPILOT_CLIENT_ID=...
@@ -11,9 +12,13 @@ Usage: GRAPHPILOT_BASE=https://localhost:PORT GRAPHPILOT_TENANT=contoso GRAPHPIL
 """
 
 import asyncio
+import csv
 import datetime
+import io
 import os
 import urllib.parse
+import urllib.request
+import zipfile
 
 from azure.identity.aio import ClientSecretCredential
 from kiota_authentication_azure.azure_identity_authentication_provider import (
@@ -26,6 +31,12 @@ from msgraph_beta.generated.device_management.autopilot_events.autopilot_events_
 from msgraph_beta.generated.models.device_management_autopilot_event import (
     DeviceManagementAutopilotEvent,
 )
+from msgraph_beta.generated.models.device_management_export_job import DeviceManagementExportJob
+from msgraph_beta.generated.models.device_management_export_job_localization_type import (
+    DeviceManagementExportJobLocalizationType,
+)
+from msgraph_beta.generated.models.device_management_report_file_format import DeviceManagementReportFileFormat
+from msgraph_beta.generated.models.device_management_report_status import DeviceManagementReportStatus
 from msgraph_beta.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph_beta.generated.models.windows_autopilot_deployment_state import (
     WindowsAutopilotDeploymentState,
@@ -136,6 +147,38 @@ async def main():
     check(count.body == b"151", f"count body {count.body!r}")
     check(batch_response.get_response_by_id("missing").status == 404, "missing status")
     print("ok $batch through BatchRequestContent", flush=True)
+
+    # A report export job as Intune's docs describe it: create, poll, download without a token,
+    # read the zip and the CSV back with Python's own readers.
+    jobs = client.device_management.reports.export_jobs
+    job = await jobs.post(
+        DeviceManagementExportJob(
+            report_name="AutopilotV1DeploymentStatus",
+            format=DeviceManagementReportFileFormat.Csv,
+            localization_type=DeviceManagementExportJobLocalizationType.ReplaceLocalizableValues,
+            select=["DeviceSerialNumber", "DeploymentState", "OS"],
+        )
+    )
+    check(job.status == DeviceManagementReportStatus.NotStarted and job.url is None, f"new job {job.status}")
+    for _ in range(600):
+        job = await jobs.by_device_management_export_job_id(job.id).get()
+        if job.status in (DeviceManagementReportStatus.Completed, DeviceManagementReportStatus.Failed) and (
+            job.url or job.status == DeviceManagementReportStatus.Failed
+        ):
+            break
+        await asyncio.sleep(0.1)
+    check(job.status == DeviceManagementReportStatus.Completed, f"job {job.status}")
+    context = __import__("ssl").create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    with urllib.request.urlopen(job.url, context=context) as response:
+        archive = zipfile.ZipFile(io.BytesIO(response.read()))
+    check(archive.namelist() == [f"{job.id}.csv"], archive.namelist())
+    text = archive.read(f"{job.id}.csv").decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    check(rows[0] == ["DeviceSerialNumber", "DeploymentState", "OS"], rows[0])
+    check(len(rows) == 1 + 151, f"{len(rows) - 1} rows")
+    mine = [row for row in rows if row[0] == "PY-SDK-0001"]
+    check(mine and mine[0][1] == "Success" and mine[0][2] == "Windows", mine)
+    print("ok export job downloaded and read back with zipfile and csv", flush=True)
 
     await events.by_device_management_autopilot_event_id(created.id).delete()
     try:
