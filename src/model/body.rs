@@ -23,7 +23,8 @@ const MAX_DEEP_INSERT: usize = 1000;
 /// Why a body was refused. Both become 400; the code differs as in Graph.
 #[derive(Debug, PartialEq)]
 pub enum BodyError {
-    /// Not a usable JSON object at all (`BadRequest`).
+    /// Not a usable JSON object at all, or a value the resource refuses outright (an unknown
+    /// report, an unsupported format): `BadRequest`.
     Malformed(String),
     /// Well-formed JSON that does not fit the model (`ModelValidationFailure`).
     Invalid(String),

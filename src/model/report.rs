@@ -435,10 +435,13 @@ const READ_ONLY: [&str; 5] = [
     "expirationDateTime",
 ];
 
-/// Decodes a POST body of `…/reports/exportJobs`. `Invalid` names the property at fault.
+/// Decodes a POST body of `…/reports/exportJobs`. A property that does not exist or a value of
+/// the wrong JSON type is `Invalid` (`ModelValidationFailure`); a report, column, format or filter
+/// the report refuses is `Malformed` (`BadRequest`), as Intune answers them. Both name the fault.
 pub fn decode_job_request(bytes: &[u8]) -> Result<JobRequest, BodyError> {
     let members = parse_object(bytes)?;
     let invalid = |message: String| BodyError::Invalid(message);
+    let refused = |message: String| BodyError::Malformed(message);
     let mut report_name = None;
     let mut filter = None;
     let mut search = None;
@@ -474,7 +477,7 @@ pub fn decode_job_request(bytes: &[u8]) -> Result<JobRequest, BodyError> {
             "format" => {
                 if let Some(value) = text(name, json)? {
                     format = Format::parse(&value).ok_or_else(|| {
-                        invalid(format!(
+                        refused(format!(
                             "Invalid value '{value}' for property 'format': the formats are csv and json."
                         ))
                     })?;
@@ -483,7 +486,7 @@ pub fn decode_job_request(bytes: &[u8]) -> Result<JobRequest, BodyError> {
             "localizationType" => {
                 if let Some(value) = text(name, json)? {
                     localization = Localization::parse(&value).ok_or_else(|| {
-                        invalid(format!(
+                        refused(format!(
                             "Invalid value '{value}' for property 'localizationType': use localizedValuesAsAdditionalColumn or replaceLocalizableValues."
                         ))
                     })?;
@@ -543,7 +546,7 @@ pub fn decode_job_request(bytes: &[u8]) -> Result<JobRequest, BodyError> {
 }
 
 fn no_filters(property: &str, value: &str) -> BodyError {
-    BodyError::Invalid(format!(
+    BodyError::Malformed(format!(
         "Property '{property}' ('{value}') cannot be used: there are no filters for this report \
          ({AUTOPILOT_V1} exports every stored event); leave '{property}' out or empty."
     ))
@@ -551,7 +554,7 @@ fn no_filters(property: &str, value: &str) -> BodyError {
 
 fn resolve_report(name: Option<&str>) -> Result<&'static str, BodyError> {
     let Some(name) = name.filter(|name| !name.is_empty()) else {
-        return Err(BodyError::Invalid(format!(
+        return Err(BodyError::Malformed(format!(
             "Property 'reportName' is required; the supported reports are: {AUTOPILOT_V1}."
         )));
     };
@@ -559,20 +562,20 @@ fn resolve_report(name: Option<&str>) -> Result<&'static str, BodyError> {
         return Ok(AUTOPILOT_V1);
     }
     if let Some(v2) = V2_REPORTS.iter().find(|v2| v2.eq_ignore_ascii_case(name)) {
-        return Err(BodyError::Invalid(format!(
+        return Err(BodyError::Malformed(format!(
             "Report '{v2}' is not supported: graphpilot records Autopilot v1 deployment events \
              only, and v2's phases, result codes and app and script rows cannot be derived from \
              them (none are invented). Use {AUTOPILOT_V1}."
         )));
     }
-    Err(BodyError::Invalid(format!(
+    Err(BodyError::Malformed(format!(
         "Property 'reportName' names an unknown report '{name}'; the supported reports are: {AUTOPILOT_V1}."
     )))
 }
 
 fn resolve_select(select: &[String]) -> Result<Vec<usize>, BodyError> {
     if select.len() > MAX_SELECT {
-        return Err(BodyError::Invalid(format!(
+        return Err(BodyError::Malformed(format!(
             "Property 'select' names {} columns; at most {MAX_SELECT} are allowed.",
             select.len()
         )));
@@ -580,7 +583,7 @@ fn resolve_select(select: &[String]) -> Result<Vec<usize>, BodyError> {
     let mut columns = Vec::with_capacity(select.len());
     for name in select {
         if name.to_ascii_lowercase().ends_with("_loc") {
-            return Err(BodyError::Invalid(format!(
+            return Err(BodyError::Malformed(format!(
                 "Column '{name}' in 'select' cannot be selected: '_loc' columns follow their enum \
                  column by themselves with localizationType localizedValuesAsAdditionalColumn."
             )));
@@ -589,13 +592,13 @@ fn resolve_select(select: &[String]) -> Result<Vec<usize>, BodyError> {
             .iter()
             .position(|column| column.name.eq_ignore_ascii_case(name))
             .ok_or_else(|| {
-                BodyError::Invalid(format!(
+                BodyError::Malformed(format!(
                     "Column '{name}' in 'select' is not a column of {AUTOPILOT_V1}; the columns are: {}.",
                     COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
                 ))
             })?;
         if columns.contains(&index) {
-            return Err(BodyError::Invalid(format!(
+            return Err(BodyError::Malformed(format!(
                 "Column '{name}' appears more than once in 'select'."
             )));
         }

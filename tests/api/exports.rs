@@ -430,66 +430,67 @@ async fn bad_bodies_are_refused_naming_the_fault_and_create_nothing() {
     let app = spawn_app().await;
     let url = jobs_url(&app);
     let cases: Vec<(Value, &str, &str)> = vec![
-        (json!({}), "ModelValidationFailure", "reportName"),
-        (
-            json!({"reportName": "Devices"}),
-            "ModelValidationFailure",
-            "Devices",
-        ),
+        (json!({}), "BadRequest", "reportName"),
+        (json!({"reportName": "Devices"}), "BadRequest", "Devices"),
         (
             json!({"reportName": "AutopilotV2DeploymentStatus"}),
-            "ModelValidationFailure",
+            "BadRequest",
             "AutopilotV2DeploymentStatus",
         ),
         (
             json!({"reportName": "AutopilotV2DeploymentStatusDetailedAppInfo"}),
-            "ModelValidationFailure",
+            "BadRequest",
             "AutopilotV2DeploymentStatusDetailedAppInfo",
         ),
         (
             json!({"reportName": REPORT, "select": ["NoSuchColumn"]}),
-            "ModelValidationFailure",
+            "BadRequest",
             "NoSuchColumn",
         ),
         (
             json!({"reportName": REPORT, "select": ["OS", "os"]}),
-            "ModelValidationFailure",
+            "BadRequest",
             "'os'",
         ),
         (
             json!({"reportName": REPORT, "select": ["DeploymentState_loc"]}),
-            "ModelValidationFailure",
+            "BadRequest",
             "DeploymentState_loc",
         ),
         (
             json!({"reportName": REPORT, "format": "pdf"}),
-            "ModelValidationFailure",
+            "BadRequest",
             "pdf",
         ),
         (
             json!({"reportName": REPORT, "localizationType": "english"}),
-            "ModelValidationFailure",
+            "BadRequest",
             "english",
         ),
         (
             json!({"reportName": REPORT, "filter": "DeploymentState eq '3'"}),
-            "ModelValidationFailure",
+            "BadRequest",
             "no filters for this report",
         ),
         (
             json!({"reportName": REPORT, "search": "abc"}),
-            "ModelValidationFailure",
+            "BadRequest",
             "no filters for this report",
         ),
         (
             json!({"reportName": REPORT, "snapshotId": "snap"}),
-            "ModelValidationFailure",
+            "BadRequest",
             "no filters for this report",
         ),
         (
             json!({"reportName": REPORT, "colour": "red"}),
             "ModelValidationFailure",
             "colour",
+        ),
+        (
+            json!({"reportName": 7}),
+            "ModelValidationFailure",
+            "reportName",
         ),
     ];
     for (body, code, named) in cases {
@@ -502,7 +503,7 @@ async fn bad_bodies_are_refused_naming_the_fault_and_create_nothing() {
         .post_json(&url, &json!({"reportName": REPORT, "select": too_many}))
         .await;
     assert!(
-        assert_graph_error(response, 400, "ModelValidationFailure")
+        assert_graph_error(response, 400, "BadRequest")
             .await
             .contains("256")
     );
