@@ -18,7 +18,7 @@ use super::context::RequestContext;
 use super::error::ApiError;
 use super::response::{empty_response, json_response, json_string};
 use crate::edm::{DateTimeOffset, Seconds};
-use crate::model::report::{EXPORT_JOB_TYPE, ExportJob, JobStatus, decode_job_request};
+use crate::model::export_job::{EXPORT_JOB_TYPE, ExportJob, JobStatus, decode_job_request};
 use crate::odata::parse_query;
 
 const COLLECTION: &str = "deviceManagement/reports/exportJobs";

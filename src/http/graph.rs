@@ -28,7 +28,7 @@ use super::response::json_response;
 use super::routes::{self, Resource, Route};
 use super::throttle::now_ms;
 use crate::auth::Access;
-use crate::model::report::EXPORT_JOB_TYPE;
+use crate::model::export_job::EXPORT_JOB_TYPE;
 use crate::model::{AUTOPILOT_EVENT, POLICY_STATUS_DETAIL};
 
 /// The longest query string accepted (api.md §14).

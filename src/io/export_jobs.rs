@@ -10,7 +10,7 @@ use tokio::io::AsyncReadExt;
 
 use super::report::{ReportSpec, read_pages, write_zip};
 use crate::edm::{DateTimeOffset, TICKS_PER_SECOND};
-use crate::model::report::{ExportJob, JobStatus};
+use crate::model::export_job::{ExportJob, JobStatus};
 use crate::store::{EXPORT_CHUNK_BYTES, Store, StoreError};
 
 /// Jobs that run at once per node.

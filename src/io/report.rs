@@ -8,7 +8,8 @@ use std::path::Path;
 use zip::write::SimpleFileOptions;
 
 use crate::model::Entity;
-use crate::model::report::{Cell, ExportJob, Format, OutputColumn, output_columns, select_columns};
+use crate::model::export_job::ExportJob;
+use crate::model::report::{Cell, Format, OutputColumn, output_columns, select_columns};
 use crate::store::{Store, StoreError};
 
 /// What a report file needs besides the store.

@@ -4,6 +4,7 @@
 
 pub mod analytics;
 mod body;
+pub mod export_job;
 pub mod report;
 mod schema;
 

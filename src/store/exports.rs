@@ -8,7 +8,8 @@ use super::sql::{self, Collection, Listing};
 use super::transaction::Tx;
 use super::{Store, StoreError};
 use crate::edm::DateTimeOffset;
-use crate::model::report::{ExportJob, Format, JobStatus, Localization};
+use crate::model::export_job::{ExportJob, JobStatus};
+use crate::model::report::{Format, Localization};
 use crate::model::{AUTOPILOT_EVENT, Entity};
 use crate::odata::{Column, CompareOp, ID, Operand, Predicate, Scalar, SortDirection};
 
