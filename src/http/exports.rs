@@ -18,7 +18,9 @@ use super::context::RequestContext;
 use super::error::ApiError;
 use super::response::{empty_response, json_response, json_string};
 use crate::edm::{DateTimeOffset, Seconds};
-use crate::model::export_job::{EXPORT_JOB_TYPE, ExportJob, JobStatus, decode_job_request};
+use crate::model::export_job::{
+    EXPORT_JOB_PROPERTIES, EXPORT_JOB_TYPE, ExportJob, JobStatus, decode_job_request,
+};
 use crate::odata::parse_query;
 
 const COLLECTION: &str = "deviceManagement/reports/exportJobs";
@@ -125,11 +127,17 @@ impl Jobs<'_> {
         &self,
         status: StatusCode,
         mut map: serde_json::Map<String, serde_json::Value>,
+        selection: &Selection,
     ) -> Response {
         let mut body = serde_json::Map::new();
         body.insert(
             "@odata.context".into(),
-            format!("{}/$metadata#{COLLECTION}/$entity", self.base).into(),
+            format!(
+                "{}/$metadata#{COLLECTION}{}/$entity",
+                self.base,
+                selection.context_suffix()
+            )
+            .into(),
         );
         body.append(&mut map);
         json_response(status, serde_json::Value::Object(body).to_string())
@@ -144,6 +152,7 @@ impl Jobs<'_> {
                 "The query option '{option}' is not supported on exportJobs; use $top and follow @odata.nextLink."
             )));
         }
+        let selection = Selection::resolve(options.select.as_deref())?;
         let page_size = options
             .top
             .unwrap_or(self.state.page_size)
@@ -208,7 +217,8 @@ impl Jobs<'_> {
             if index > 0 {
                 body.push(',');
             }
-            body.push_str(&serde_json::Value::Object(self.render(job).await?).to_string());
+            let map = selection.project(self.render(job).await?);
+            body.push_str(&serde_json::Value::Object(map).to_string());
         }
         body.push_str("]}");
         Ok(json_response(StatusCode::OK, body))
@@ -229,7 +239,8 @@ impl Jobs<'_> {
             .submit(&job)
             .await
             .map_err(|error| ApiError::from_store(error, "", ""))?;
-        let mut response = self.entity_response(StatusCode::CREATED, job.to_json(None));
+        let mut response =
+            self.entity_response(StatusCode::CREATED, job.to_json(None), &Selection(None));
         let location = format!("{}/{COLLECTION}('{}')", self.base, job.id);
         if let Ok(location) = HeaderValue::from_str(&location) {
             response.headers_mut().insert(header::LOCATION, location);
@@ -246,8 +257,9 @@ impl Jobs<'_> {
                 "The query option '{option}' is not supported on exportJobs."
             )));
         }
-        let map = self.render(&job).await?;
-        Ok(self.entity_response(StatusCode::OK, map))
+        let selection = Selection::resolve(options.select.as_deref())?;
+        let map = selection.project(self.render(&job).await?);
+        Ok(self.entity_response(StatusCode::OK, map, &selection))
     }
 
     /// DELETE: the job and its file; 404 once gone.
@@ -262,6 +274,58 @@ impl Jobs<'_> {
             return Err(Self::not_found(id));
         }
         Ok(empty_response(StatusCode::NO_CONTENT))
+    }
+}
+
+/// `$select` on export jobs: the named properties (matched case-insensitively), with `id` and
+/// `@odata.type` always; `None` is every property.
+struct Selection(Option<Vec<&'static str>>);
+
+impl Selection {
+    fn resolve(names: Option<&[String]>) -> Result<Self, ApiError> {
+        let Some(names) = names else {
+            return Ok(Selection(None));
+        };
+        let mut selected = Vec::new();
+        for name in names {
+            if name == "*" {
+                return Ok(Selection(None));
+            }
+            let canonical = EXPORT_JOB_PROPERTIES
+                .iter()
+                .find(|property| property.eq_ignore_ascii_case(name))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "Could not find a property named '{name}' on type '{EXPORT_JOB_TYPE}' ($select)."
+                    ))
+                })?;
+            if !selected.contains(canonical) {
+                selected.push(*canonical);
+            }
+        }
+        Ok(Selection(Some(selected)))
+    }
+
+    fn project(
+        &self,
+        map: serde_json::Map<String, serde_json::Value>,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        match &self.0 {
+            None => map,
+            Some(selected) => map
+                .into_iter()
+                .filter(|(name, _)| {
+                    name == "@odata.type" || name == "id" || selected.contains(&name.as_str())
+                })
+                .collect(),
+        }
+    }
+
+    fn context_suffix(&self) -> String {
+        self.0
+            .as_ref()
+            .map(|names| format!("({})", names.join(",")))
+            .unwrap_or_default()
     }
 }
 

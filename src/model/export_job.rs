@@ -17,6 +17,21 @@ const V2_REPORTS: [&str; 3] = [
 pub const MAX_SELECT: usize = 256;
 /// The entity type of a job.
 pub const EXPORT_JOB_TYPE: &str = "microsoft.graph.deviceManagementExportJob";
+/// A job's properties, in the order its JSON has them.
+pub const EXPORT_JOB_PROPERTIES: [&str; 12] = [
+    "id",
+    "reportName",
+    "filter",
+    "select",
+    "format",
+    "snapshotId",
+    "localizationType",
+    "search",
+    "status",
+    "url",
+    "requestDateTime",
+    "expirationDateTime",
+];
 
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

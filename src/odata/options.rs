@@ -47,13 +47,12 @@ pub struct QueryOptions {
 }
 
 impl QueryOptions {
-    /// The first option given that a resource without properties to query (export jobs) cannot
-    /// apply.
+    /// The first option given that a resource without queryable properties (export jobs) cannot
+    /// apply; `$select` it can.
     pub fn unsupported_here(&self) -> Option<&'static str> {
         [
             (self.filter.is_some(), "$filter"),
             (self.orderby.is_some(), "$orderby"),
-            (self.select.is_some(), "$select"),
             (self.expand.is_some(), "$expand"),
             (self.skip.is_some(), "$skip"),
             (self.count, "$count"),

@@ -656,6 +656,47 @@ async fn the_list_pages_in_creation_order_and_v1_serves_it_too() {
     );
     let listed = app.pages(&pages_url).values().await;
     assert_eq!(ids_of(&listed), ids);
+    // $select: the named properties (any case), id and @odata.type always; unknown ones refused.
+    let selected = app
+        .get_json(&format!("{}/{}?$select=STATUS,url", jobs_url(&app), ids[0]))
+        .await;
+    let keys: Vec<&str> = selected
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["@odata.context", "@odata.type", "id", "status", "url"]
+    );
+    assert!(
+        selected["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("exportJobs(status,url)/$entity")
+    );
+    let listed = app
+        .get_json(&format!("{}?$select=reportName", jobs_url(&app)))
+        .await;
+    assert_eq!(listed["value"][0].as_object().unwrap().len(), 3);
+    let response = app.get(&format!("{}?$select=colour", jobs_url(&app))).await;
+    assert!(
+        assert_graph_error(response, 400, "BadRequest")
+            .await
+            .contains("colour")
+    );
+    let response = app
+        .get(&format!(
+            "{}?$filter=status%20eq%20'completed'",
+            jobs_url(&app)
+        ))
+        .await;
+    assert!(
+        assert_graph_error(response, 400, "BadRequest")
+            .await
+            .contains("$filter")
+    );
     let v1 = app.root.replace("/beta", "/v1.0");
     let job = app
         .get_json(&format!(

@@ -314,3 +314,45 @@ async fn a_dashboard_session_opened_on_one_node_reads_and_ends_on_the_other() {
     assert_eq!(response.status(), 303);
     assert_eq!(summary(&a).await.unwrap().status(), 401);
 }
+
+#[tokio::test]
+async fn an_export_job_made_on_one_node_is_polled_and_downloaded_on_the_other() {
+    let Some(mut nodes) = two_nodes(Options::default()).await else {
+        return;
+    };
+    // One token for both: signed with the key the nodes share through the database.
+    let minted_elsewhere = tempfile::tempdir().unwrap();
+    let token = mint(
+        minted_elsewhere.path(),
+        "contoso",
+        "app-one",
+        &["--role", READ_WRITE, "--database", &nodes.database],
+    );
+    nodes.a.token = token.clone();
+    nodes.b.token = token;
+    for n in 0..20 {
+        nodes
+            .a
+            .create_event(json!({"deviceSerialNumber": format!("NODE-{n}")}))
+            .await;
+    }
+    let job = crate::exports::create_job(
+        &nodes.a,
+        json!({"reportName": crate::exports::REPORT, "select": ["DeviceSerialNumber"]}),
+    )
+    .await;
+    // B polls the job A runs and serves its file.
+    let done = crate::exports::wait_for_job(&nodes.b, job["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed");
+    let url = done["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&nodes.b.base()),
+        "the link names the host B was read at"
+    );
+    let (_, content) = crate::exports::download(&nodes.b, url).await;
+    let text = String::from_utf8(content).unwrap();
+    assert_eq!(text.lines().count(), 21);
+    let on_a = url.replace(&nodes.b.base(), &nodes.a.base());
+    let (_, same) = crate::exports::download(&nodes.a, &on_a).await;
+    assert_eq!(same, text.into_bytes());
+}
