@@ -53,9 +53,76 @@ pub enum Command {
     /// uses this --data-dir / --database (open it in a browser within 10 minutes; it works once
     /// and opens a 12-hour session reading --tenant's analytics).
     Dashboard(DashboardArgs),
+    /// Pull a tenant's Autopilot events from Microsoft Graph (or any Graph-shaped source) into a
+    /// local tenant, incrementally, through throttling and faults, losing nothing; keep them past
+    /// Graph's 30 days. Also `sync --status` for the run records. See docs/sync.md.
+    Sync(SyncArgs),
     /// Show the running server's request journal (the last requests with status, latency,
     /// request-id, tenant and app); --tail follows new ones.
     Requests(RequestsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The source's service root, e.g. https://graph.microsoft.com/beta.
+    #[arg(long, required_unless_present = "status", value_name = "URL")]
+    pub source: Option<String>,
+    /// The identity authority, e.g. https://login.microsoftonline.com (the token endpoint is
+    /// {authority}/{tenant}/oauth2/v2.0/token).
+    #[arg(long, required_unless_present = "status", value_name = "URL")]
+    pub authority: Option<String>,
+    /// The source tenant (its id or domain); with --status, the local tenant whose runs to show.
+    #[arg(long, required_unless_present = "status")]
+    pub tenant: Option<String>,
+    /// The app registration's client id (application permission
+    /// DeviceManagementManagedDevices.Read.All granted).
+    #[arg(long, required_unless_present = "status", value_name = "ID")]
+    pub client_id: Option<String>,
+    /// The app's client secret; better through the environment. Never logged or stored.
+    #[arg(
+        long,
+        env = "GRAPHPILOT_SYNC_CLIENT_SECRET",
+        hide_env_values = true,
+        required_unless_present = "status",
+        value_name = "SECRET"
+    )]
+    pub client_secret: Option<String>,
+    /// The local tenant the events go to [default: --tenant].
+    #[arg(long, value_name = "L")]
+    pub local_tenant: Option<String>,
+    /// A CA certificate (PEM) to trust besides the system's roots (a test source's CA).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Repeat runs at this interval (start = last start + interval, e.g. 15m) until SIGTERM or
+    /// SIGINT, which stop at a page boundary.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub every: Option<std::time::Duration>,
+    /// Read everything the source serves, whatever the watermark.
+    #[arg(long)]
+    pub full: bool,
+    /// An incremental run reads from the watermark minus this (late ingestion, long deployments).
+    #[arg(long, default_value = "48h", value_name = "DURATION", value_parser = parse_duration)]
+    pub overlap: std::time::Duration,
+    /// A run is full when the last completed full run started longer ago than this.
+    #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = parse_duration)]
+    pub full_every: std::time::Duration,
+    /// The OAuth scope asked for.
+    #[arg(long, default_value = "https://graph.microsoft.com/.default")]
+    pub scope: String,
+    /// Show the run records (newest first) instead of running.
+    #[arg(long)]
+    pub status: bool,
+    /// With --status: print the records as the admin API's JSON.
+    #[arg(long, requires = "status")]
+    pub json: bool,
+}
+
+/// A duration such as `15m`, `48h` or `90s`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|error| format!("{error} (write a duration such as 15m, 48h or 90s)"))
 }
 
 #[derive(Args, Debug)]

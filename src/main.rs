@@ -19,6 +19,12 @@ fn main() -> ExitCode {
                 .is_some()
             {
                 ExitCode::from(2)
+            } else if error
+                .downcast_ref::<graphpilot::io::sync::Locked>()
+                .is_some()
+            {
+                // Another sync holds the local tenant's lock.
+                ExitCode::from(3)
             } else {
                 ExitCode::FAILURE
             }

@@ -10,6 +10,7 @@ mod requests;
 mod reset;
 mod seed;
 mod serve;
+mod sync;
 mod token;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Reset(args) => block_on(reset::run(args)),
         Command::Dashboard(args) => block_on(dashboard::run(args)),
         Command::Requests(args) => block_on(requests::run(args)),
+        Command::Sync(args) => block_on(sync::run(args)),
         Command::Cert(args) => cert::run(args),
     }
 }

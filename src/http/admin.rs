@@ -272,6 +272,41 @@ pub async fn profile(
     ))
 }
 
+/// `GET /graphpilot/sync/runs[?tenant=L]`: `graphpilot sync`'s run records, newest first.
+pub async fn sync_runs(
+    _: AdminCaller,
+    State(state): State<Arc<AppState>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+            .map_err(|_| ApiError::bad_request("The query string is not valid."))?;
+    let mut tenant = None;
+    for (name, value) in &pairs {
+        match name.as_str() {
+            "tenant" => tenant = Some(value.as_str()),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "Unknown query parameter '{other}'; /graphpilot/sync/runs takes tenant."
+                )));
+            }
+        }
+    }
+    let runs = state
+        .store
+        .sync_runs(tenant)
+        .await
+        .map_err(|error| ApiError::from_store(error, "", ""))?;
+    let value: Vec<_> = runs
+        .iter()
+        .map(crate::model::sync_run::SyncRun::to_json)
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        json!({ "value": value }).to_string(),
+    ))
+}
+
 /// `GET /graphpilot/faults`: the rules in force, with how often each matched and fired.
 pub async fn list_faults(
     _: AdminCaller,

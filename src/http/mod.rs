@@ -162,6 +162,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(admin::import_records),
         )
         .route("/graphpilot/profile", get(admin::profile))
+        .route("/graphpilot/sync/runs", get(admin::sync_runs))
         .route("/graphpilot/exports/{file}", get(exports::download))
         .route("/graphpilot/analytics", any(analytics::dispatch))
         .route("/graphpilot/analytics/{*rest}", any(analytics::dispatch))

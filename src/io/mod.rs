@@ -6,6 +6,7 @@ pub mod export_jobs;
 pub mod import;
 pub mod report;
 pub mod seed;
+pub mod sync;
 
 #[cfg(test)]
 mod filter_oracle_tests;

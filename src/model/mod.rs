@@ -7,6 +7,7 @@ mod body;
 pub mod export_job;
 pub mod report;
 mod schema;
+pub mod sync_run;
 
 pub use body::{
     BodyError, Deployment, PatchBody, decode_create, decode_import, decode_patch, decode_stored,

@@ -238,7 +238,7 @@ pub(super) async fn apply(
 
 /// Inserts many events and their details with multi-row statements. The statements are built
 /// on a blocking thread while the previous one executes, so building and SQLite overlap.
-async fn bulk_insert(
+pub(super) async fn bulk_insert(
     dialect: Dialect,
     connection: &mut AnyConnection,
     tenant: &str,

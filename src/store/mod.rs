@@ -17,6 +17,7 @@ mod rows;
 mod sessions;
 mod shared;
 pub mod sql;
+mod sync;
 mod transaction;
 mod writer;
 
@@ -34,6 +35,7 @@ pub use exports::{EXPORT_CHUNK_BYTES, ReportSnapshot};
 pub use sessions::DashboardSession;
 pub use sql::analytics::{FilterValue, Scope};
 pub use sql::{AppRegistration, Collection, Dialect, Listing, SortKeys, Target, sort_keys};
+pub use sync::SyncLock;
 
 /// Read connections per process unless `--pool-size` says otherwise.
 pub const DEFAULT_READERS: u32 = 8;

@@ -22,6 +22,7 @@ mod profiles;
 mod sdk_js;
 mod sdk_python;
 mod startup;
+mod sync;
 mod throttling;
 mod tls;
 mod world;
