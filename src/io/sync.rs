@@ -321,7 +321,7 @@ pub async fn run_once(
         Err(_) => RunStatus::Failed,
     };
     store
-        .finish_sync_run(&run.id, status, DateTimeOffset::now())
+        .finish_sync_run(&run.id, status, DateTimeOffset::now(), watermark)
         .await?;
     let stored = store
         .sync_runs(Some(tenant))

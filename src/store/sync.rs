@@ -181,17 +181,27 @@ impl Store {
         tx.commit().await
     }
 
-    /// Ends run `id` as `status` (`endDateTime` set for completed and failed runs).
+    /// Ends run `id` as `status` (`endDateTime` set for completed and failed runs). Its
+    /// `watermark` becomes W after the run: for a completed run the larger of `before` (W when it
+    /// started) and what it received; for any other, `before` (it does not move W).
     pub async fn finish_sync_run(
         &self,
         id: &str,
         status: RunStatus,
         end: DateTimeOffset,
+        before: Option<DateTimeOffset>,
     ) -> Result<(), StoreError> {
         let end = matches!(status, RunStatus::Completed | RunStatus::Failed).then_some(end.ticks());
-        sqlx::query("UPDATE graphpilot_sync_runs SET status = $1, end_ticks = $2 WHERE id = $3")
+        let before = before.map(DateTimeOffset::ticks);
+        let statement = if status == RunStatus::Completed {
+            "UPDATE graphpilot_sync_runs SET status = $1, end_ticks = $2,              watermark_ticks = CASE WHEN $3 IS NULL THEN watermark_ticks                WHEN watermark_ticks IS NULL OR watermark_ticks < $3 THEN $3                ELSE watermark_ticks END WHERE id = $4"
+        } else {
+            "UPDATE graphpilot_sync_runs SET status = $1, end_ticks = $2, watermark_ticks = $3              WHERE id = $4"
+        };
+        sqlx::query(statement)
             .bind(status.as_str())
             .bind(end)
+            .bind(before)
             .bind(id)
             .execute(&self.readers)
             .await?;

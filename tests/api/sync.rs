@@ -281,6 +281,32 @@ async fn a_full_then_an_incremental_run_copy_the_source_and_keep_what_it_lost() 
     assert_eq!(local_now, source_events(&source).await);
     assert_eq!(second["upserted"].as_i64().unwrap(), 2, "{second}");
     assert!(second["unchanged"].as_i64().unwrap() > 0);
+    assert!(
+        second["watermark"].as_str().unwrap() > newest.as_str(),
+        "W moved to the new event"
+    );
+    // A run with nothing new: every event read again within the overlap is unchanged.
+    assert_eq!(sync(&local, &source, &[]).status.code(), Some(0));
+    let third = &runs(&local)[0];
+    assert_eq!(third["upserted"], 0);
+    assert_eq!(third["watermark"], second["watermark"]);
+    // The admin API of a server on the local store shows the same records.
+    let server = start_on(&local.storage, &Options::default()).await;
+    let listed: Value = server
+        .client
+        .get(format!(
+            "{}/graphpilot/sync/runs?tenant=contoso",
+            server.base()
+        ))
+        .bearer_auth(admin_token(&server))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["value"].as_array().unwrap(), &runs(&local));
+    assert_eq!(listed["value"].as_array().unwrap().len(), 3);
 }
 
 #[tokio::test]
