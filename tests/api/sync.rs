@@ -507,3 +507,140 @@ async fn bad_credentials_fail_the_run_at_once_and_the_record_says_why() {
             .contains("certificate")
     );
 }
+
+/// What the refusing proxy saw.
+#[derive(Default)]
+struct ProxyCounts {
+    tokens: std::sync::atomic::AtomicUsize,
+    refused_expand: std::sync::atomic::AtomicUsize,
+    unauthorized: std::sync::atomic::AtomicUsize,
+    details: std::sync::atomic::AtomicUsize,
+}
+
+/// A plain-HTTP proxy in front of the source that refuses `$expand` with 400 (as some Graph
+/// resources do) and answers the first page request 401 (an expired token); everything else,
+/// token requests included, goes to the source as it came.
+async fn refusing_proxy(source: &SourceServer) -> (String, std::sync::Arc<ProxyCounts>) {
+    use axum::body::Body;
+    use axum::extract::{Request, State};
+    use axum::response::Response;
+    use std::sync::atomic::Ordering;
+    let counts = std::sync::Arc::new(ProxyCounts::default());
+    let upstream = source.base.clone();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&source.ca).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    type Shared = (reqwest::Client, String, std::sync::Arc<ProxyCounts>);
+    async fn forward(
+        State((client, upstream, counts)): State<Shared>,
+        request: Request,
+    ) -> Response {
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str().to_string())
+            .unwrap_or_default();
+        let graph_error = |status: u16, code: &str, message: &str| {
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    json!({"error": {"code": code, "message": message}}).to_string(),
+                ))
+                .unwrap()
+        };
+        if path_and_query.contains("oauth2/v2.0/token") {
+            counts.tokens.fetch_add(1, Ordering::SeqCst);
+        } else if path_and_query.contains("expand") {
+            counts.refused_expand.fetch_add(1, Ordering::SeqCst);
+            return graph_error(
+                400,
+                "BadRequest",
+                "Expand is not supported on this resource.",
+            );
+        } else if counts.unauthorized.fetch_add(1, Ordering::SeqCst) == 0 {
+            return graph_error(
+                401,
+                "InvalidAuthenticationToken",
+                "Lifetime validation failed, the token is expired.",
+            );
+        }
+        if path_and_query.contains("/policyStatusDetails") {
+            counts.details.fetch_add(1, Ordering::SeqCst);
+        }
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let mut outgoing =
+            client.request(parts.method.clone(), format!("{upstream}{path_and_query}"));
+        for name in ["authorization", "content-type"] {
+            if let Some(value) = parts.headers.get(name) {
+                outgoing = outgoing.header(name, value.as_bytes());
+            }
+        }
+        let answer = outgoing.body(bytes.to_vec()).send().await.unwrap();
+        let mut response = Response::builder().status(answer.status().as_u16());
+        for name in ["content-type", "request-id", "retry-after"] {
+            if let Some(value) = answer.headers().get(name) {
+                response = response.header(name, value.as_bytes());
+            }
+        }
+        response
+            .body(Body::from(answer.bytes().await.unwrap()))
+            .unwrap()
+    }
+    let router =
+        axum::Router::new()
+            .fallback(forward)
+            .with_state((client, upstream, counts.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("http://{address}"), counts)
+}
+
+#[tokio::test]
+async fn a_refused_expand_reads_details_event_by_event_and_a_401_gets_one_new_token() {
+    use std::sync::atomic::Ordering;
+    let source = source(&[]).await;
+    fill(&source, 60).await;
+    let (proxy, counts) = refusing_proxy(&source).await;
+    let local = local().await;
+    let mut args = sync_args(&source, &[]);
+    for (flag, value) in [
+        ("--source", format!("{proxy}/beta")),
+        ("--authority", proxy.clone()),
+    ] {
+        let position = args.iter().position(|arg| arg == flag).unwrap();
+        args[position + 1] = value;
+    }
+    // Awaited, not blocking: the proxy runs on this test's runtime.
+    let output = tokio::process::Command::new(binary())
+        .arg("sync")
+        .args(local.storage.args())
+        .args(&args)
+        .env("GRAPHPILOT_SYNC_CLIENT_SECRET", &source.secret)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(
+        counts.refused_expand.load(Ordering::SeqCst),
+        1,
+        "$expand asked once"
+    );
+    assert_eq!(
+        counts.tokens.load(Ordering::SeqCst),
+        2,
+        "one new token after the 401"
+    );
+    assert_eq!(
+        counts.details.load(Ordering::SeqCst),
+        60,
+        "details event by event"
+    );
+    assert_eq!(local_events(&local), source_events(&source).await);
+}
