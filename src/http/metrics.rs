@@ -129,6 +129,30 @@ pub async fn scrape(
         .set(f64::from(size));
     metrics::gauge!("graphpilot_pool_connections", "pool" => "readers", "state" => "idle")
         .set(idle as f64);
+    // `graphpilot sync`'s runs, from their records (the runs are other processes).
+    match state.store.sync_totals().await {
+        Err(error) => tracing::warn!(%error, "cannot read the sync runs for /metrics"),
+        Ok(totals) => {
+            for status in ["running", "completed", "failed", "interrupted"] {
+                let count = totals
+                    .runs
+                    .iter()
+                    .find(|(name, _)| name == status)
+                    .map_or(0, |(_, count)| *count);
+                metrics::gauge!("graphpilot_sync_runs", "status" => status).set(count as f64);
+            }
+            metrics::counter!("graphpilot_sync_pages_total").absolute(totals.pages as u64);
+            metrics::counter!("graphpilot_sync_events_fetched_total")
+                .absolute(totals.fetched as u64);
+            metrics::counter!("graphpilot_sync_failed_attempts_total")
+                .absolute(totals.failed_attempts as u64);
+            if let Some(ticks) = totals.oldest_watermark {
+                let lag = (crate::edm::DateTimeOffset::now().ticks() - ticks) as f64
+                    / crate::edm::TICKS_PER_SECOND as f64;
+                metrics::gauge!("graphpilot_sync_watermark_lag_seconds").set(lag);
+            }
+        }
+    }
     let mut response = handle.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

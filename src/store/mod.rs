@@ -35,7 +35,7 @@ pub use exports::{EXPORT_CHUNK_BYTES, ReportSnapshot};
 pub use sessions::DashboardSession;
 pub use sql::analytics::{FilterValue, Scope};
 pub use sql::{AppRegistration, Collection, Dialect, Listing, SortKeys, Target, sort_keys};
-pub use sync::SyncLock;
+pub use sync::{SyncLock, SyncTotals};
 
 /// Read connections per process unless `--pool-size` says otherwise.
 pub const DEFAULT_READERS: u32 = 8;

@@ -49,6 +49,16 @@ fn run_from_row(row: &sqlx::any::AnyRow) -> Result<SyncRun, StoreError> {
     })
 }
 
+/// The runs in all, for metrics (see [`Store::sync_totals`]).
+#[derive(Debug, Default)]
+pub struct SyncTotals {
+    pub runs: Vec<(String, i64)>,
+    pub pages: i64,
+    pub fetched: i64,
+    pub failed_attempts: i64,
+    pub oldest_watermark: Option<i64>,
+}
+
 /// Held while a run goes on: released when dropped, and by the operating system or the database
 /// when the process dies.
 pub enum SyncLock {
@@ -173,11 +183,14 @@ impl Store {
         let mut errors: Vec<AttemptError> =
             serde_json::from_str(&row.try_get::<String, _>(0)?).unwrap_or_default();
         errors.push(error.clone());
-        sqlx::query("UPDATE graphpilot_sync_runs SET errors_json = $1 WHERE id = $2")
-            .bind(serde_json::to_string(&errors).expect("errors serialise"))
-            .bind(id)
-            .execute(tx.connection())
-            .await?;
+        sqlx::query(
+            "UPDATE graphpilot_sync_runs SET errors_json = $1, \
+             failed_attempts = failed_attempts + 1 WHERE id = $2",
+        )
+        .bind(serde_json::to_string(&errors).expect("errors serialise"))
+        .bind(id)
+        .execute(tx.connection())
+        .await?;
         tx.commit().await
     }
 
@@ -206,6 +219,40 @@ impl Store {
             .execute(&self.readers)
             .await?;
         Ok(())
+    }
+
+    /// What `/metrics` shows of the runs: records by status, pages, events and failed attempts
+    /// in all, and the oldest of the watermarks (each local tenant, source and source tenant's
+    /// W), as ticks.
+    pub async fn sync_totals(&self) -> Result<SyncTotals, StoreError> {
+        self.bounded(async {
+            let mut totals = SyncTotals::default();
+            for row in sqlx::query(
+                // PostgreSQL's SUM of BIGINT is NUMERIC: cast back.
+                "SELECT status, COUNT(*), CAST(COALESCE(SUM(pages), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(fetched), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(failed_attempts), 0) AS BIGINT) \
+                 FROM graphpilot_sync_runs GROUP BY status",
+            )
+            .fetch_all(&self.readers)
+            .await?
+            {
+                let status: String = row.try_get(0)?;
+                totals.runs.push((status, row.try_get(1)?));
+                totals.pages += row.try_get::<i64, _>(2)?;
+                totals.fetched += row.try_get::<i64, _>(3)?;
+                totals.failed_attempts += row.try_get::<i64, _>(4)?;
+            }
+            let row = sqlx::query(
+                "SELECT MIN(w) FROM (SELECT MAX(watermark_ticks) AS w FROM graphpilot_sync_runs \
+                 WHERE status = 'completed' GROUP BY tenant_id, source, source_tenant) AS marks",
+            )
+            .fetch_one(&self.readers)
+            .await?;
+            totals.oldest_watermark = row.try_get(0)?;
+            Ok(totals)
+        })
+        .await
     }
 
     /// Run records, newest first; of one local tenant, or all.

@@ -307,6 +307,20 @@ async fn a_full_then_an_incremental_run_copy_the_source_and_keep_what_it_lost() 
         .unwrap();
     assert_eq!(listed["value"].as_array().unwrap(), &runs(&local));
     assert_eq!(listed["value"].as_array().unwrap().len(), 3);
+    // And its metrics, from the same records.
+    let metrics = server.get_own("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("graphpilot_sync_runs{status=\"completed\"} 3"),
+        "{metrics}"
+    );
+    let pages: i64 = listed["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["pages"].as_i64().unwrap())
+        .sum();
+    assert!(metrics.contains(&format!("graphpilot_sync_pages_total {pages}")));
+    assert!(metrics.contains("graphpilot_sync_watermark_lag_seconds"));
 }
 
 #[tokio::test]
