@@ -375,6 +375,7 @@ async fn pull(
             message: error.message.clone(),
         });
     };
+    let mut unknown = std::collections::BTreeSet::new();
     let mut expand = true;
     let mut next = Some(query(true));
     let mut first = true;
@@ -422,6 +423,14 @@ async fn pull(
                 }
                 event["policyStatusDetails"] = Json::Array(details?);
             }
+            for name in keep_known(&mut event) {
+                if unknown.insert(name.clone()) {
+                    tracing::warn!(
+                        property = %name,
+                        "the source sends a property graphpilot does not know; it is not stored"
+                    );
+                }
+            }
             let bytes = serde_json::to_vec(&event)?;
             let deployment = decode_import(&bytes).map_err(|error| {
                 anyhow::anyhow!("the source sent an event graphpilot cannot store: {error:?}")
@@ -438,6 +447,47 @@ async fn pull(
         next = page["@odata.nextLink"].as_str().map(str::to_string);
     }
     Ok(Outcome::Completed)
+}
+
+/// Removes the properties of an event (and of its details) that graphpilot's model does not have
+/// (Graph adds properties over time: a new one must not stop the sync); returns their names.
+fn keep_known(event: &mut Json) -> Vec<String> {
+    fn strip(object: &mut Json, schema: &crate::model::EntitySchema, keep: &[&str]) -> Vec<String> {
+        let Some(map) = object.as_object_mut() else {
+            return Vec::new();
+        };
+        let unknown: Vec<String> = map
+            .keys()
+            .filter(|name| {
+                !(name.contains('@')
+                    || keep.contains(&name.as_str())
+                    || schema.property(name).is_some())
+            })
+            .cloned()
+            .collect();
+        for name in &unknown {
+            map.remove(name);
+        }
+        unknown
+    }
+    let mut unknown = strip(
+        event,
+        &crate::model::AUTOPILOT_EVENT,
+        &["id", crate::model::DETAILS_NAVIGATION],
+    );
+    if let Some(details) = event
+        .get_mut(crate::model::DETAILS_NAVIGATION)
+        .and_then(Json::as_array_mut)
+    {
+        for detail in details {
+            unknown.extend(
+                strip(detail, &crate::model::POLICY_STATUS_DETAIL, &["id"])
+                    .into_iter()
+                    .map(|name| format!("{}/{name}", crate::model::DETAILS_NAVIGATION)),
+            );
+        }
+    }
+    unknown
 }
 
 /// An event's details, every page of them.
@@ -461,4 +511,26 @@ async fn details_of(
         next = page["@odata.nextLink"].as_str().map(str::to_string);
     }
     Ok(details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_the_model_lacks_are_dropped_and_named() {
+        let mut event = serde_json::json!({
+            "@odata.etag": "W/\"1\"", "id": "e", "deviceId": "d", "brandNewProperty": 1,
+            "policyStatusDetails": [{"id": "p", "displayName": "x", "anotherNewOne": true}]
+        });
+        let unknown = keep_known(&mut event);
+        assert_eq!(
+            unknown,
+            ["brandNewProperty", "policyStatusDetails/anotherNewOne"]
+        );
+        assert!(event.get("brandNewProperty").is_none());
+        assert_eq!(event["deviceId"], "d");
+        assert_eq!(event["policyStatusDetails"][0]["displayName"], "x");
+        assert!(decode_import(&serde_json::to_vec(&event).unwrap()).is_ok());
+    }
 }
