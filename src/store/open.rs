@@ -105,6 +105,12 @@ impl Store {
             Dialect::Sqlite => sqlx::migrate!("migrations/sqlite"),
             Dialect::Postgres => sqlx::migrate!("migrations/postgres"),
         };
+        // SQLite has no migration lock of its own: two processes opening a new file at once
+        // would both create the tables. An exclusive lock on a file beside it orders them.
+        let _migrations_lock = match dialect {
+            Dialect::Sqlite => sqlite_migrations_lock(url).await?,
+            Dialect::Postgres => None,
+        };
         // On a connection of its own, without the pools' lock timeout: another node starting at
         // the same time holds the migration lock for as long as its migrations take.
         let mut migrating = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)
@@ -212,6 +218,29 @@ impl Store {
             data_dir.join("graphpilot.db").display()
         )
     }
+}
+
+/// Waits for and holds an exclusive lock on `{database file}.migrations-lock` (released when
+/// dropped, or by the operating system when the process dies); none for an in-memory database.
+async fn sqlite_migrations_lock(url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    let database = options.get_filename();
+    if database.as_os_str().is_empty() || database.as_os_str() == ":memory:" {
+        return Ok(None);
+    }
+    let mut name = database.as_os_str().to_os_string();
+    name.push(".migrations-lock");
+    let path = std::path::PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await?
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(Some(file))
 }
 
 /// Empties the cache whenever another connection (another process) commits to the SQLite file:

@@ -79,3 +79,29 @@ async fn the_pool_size_is_honoured_and_checked() {
         assert_eq!(read.await.unwrap().unwrap().status(), 200);
     }
 }
+
+#[tokio::test]
+async fn processes_opening_a_new_database_at_once_all_find_it_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::fresh(dir.path()).await;
+    // Six commands at the same moment on a store nobody has opened yet.
+    let children: Vec<std::process::Child> = (0..6)
+        .map(|_| {
+            std::process::Command::new(binary())
+                .args(["sync", "--status"])
+                .args(storage.args())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "no sync runs yet\n"
+        );
+    }
+}
