@@ -407,8 +407,7 @@ pub struct ServeArgs {
 
 /// A duration such as `6h`, `30m` or `90s`, at least one second.
 fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
-    let duration = humantime::parse_duration(text)
-        .map_err(|error| format!("{error} (write a duration such as 6h, 30m or 90s)"))?;
+    let duration = parse_duration(text)?;
     if duration < std::time::Duration::from_secs(1) {
         return Err("the link must live at least 1s".into());
     }

@@ -228,10 +228,13 @@ impl Quirks {
 
     /// The oldest `eventDateTime` served (ticks), when retention is on.
     pub fn retention_cutoff_ticks(&self, now: crate::edm::DateTimeOffset) -> Option<i64> {
-        (self.retention_days > 0).then(|| {
-            now.ticks() - i64::from(self.retention_days) * 86_400 * crate::edm::TICKS_PER_SECOND
-        })
+        retention_cutoff(self.retention_days, now)
     }
+}
+
+/// The oldest `eventDateTime` (ticks) that `days` of retention serve at `now`; none when off.
+pub fn retention_cutoff(days: u32, now: crate::edm::DateTimeOffset) -> Option<i64> {
+    (days > 0).then(|| now.ticks() - i64::from(days) * 86_400 * crate::edm::TICKS_PER_SECOND)
 }
 
 /// Whole numbers as integers (`5`, not `5.0`).

@@ -47,6 +47,23 @@ async fn open_store(storage: &StorageArgs, durability: Durability) -> anyhow::Re
     Store::open(&url, durability).await
 }
 
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (`serve` drains and exits; `sync` stops at a page).
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
 /// A progress bar on standard error (indicatif hides it when that is not a terminal).
 fn bar(length: u64, template: &str) -> ProgressBar {
     ProgressBar::new(length).with_style(

@@ -150,20 +150,6 @@ fn status_line(run: &SyncRun) -> String {
 
 /// Sets `stop` on SIGTERM or SIGINT: the run ends at the next page boundary.
 async fn stop_on_signal(stop: Arc<AtomicBool>) {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let Ok(mut terminate) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            return;
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+    super::stop_signal().await;
     stop.store(true, Ordering::SeqCst);
 }

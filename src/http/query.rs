@@ -9,7 +9,7 @@ use super::response::push_entity;
 use crate::edm::DateTimeOffset;
 use crate::model::{AUTOPILOT_EVENT, EntitySchema, POLICY_STATUS_DETAIL};
 use crate::odata::{
-    Column, CompareOp, Operand, Predicate, QueryOptions, Scalar, SortDirection, bind_filter_with,
+    Column, Predicate, QueryOptions, Scalar, SortDirection, bind_filter_with, events_since,
 };
 use crate::profile::{OrderBy, Quirks};
 use crate::store::{SortKeys, StoredEntity, sort_keys};
@@ -45,7 +45,7 @@ impl ResolvedQuery {
             .transpose()
             .map_err(|error| ApiError::bad_request(error.to_string()))?;
         if is_events && let Some(cutoff) = quirks.retention_cutoff_ticks(DateTimeOffset::now()) {
-            let retained = retained_since(cutoff);
+            let retained = events_since(cutoff);
             filter = Some(match filter {
                 Some(given) => Predicate::And(vec![retained, given]),
                 None => retained,
@@ -192,17 +192,6 @@ impl ResolvedQuery {
             }
         }
     }
-}
-
-/// `eventDateTime ge {cutoff}`: the events `retentionDays` serves.
-pub fn retained_since(cutoff_ticks: i64) -> Predicate {
-    let column =
-        Column::find(&AUTOPILOT_EVENT, "eventDateTime").expect("events have eventDateTime");
-    Predicate::Compare(
-        CompareOp::Ge,
-        Operand::Column(column),
-        Operand::Value(Scalar::Integer(cutoff_ticks)),
-    )
 }
 
 fn resolve_select(

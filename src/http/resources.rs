@@ -9,12 +9,14 @@ use axum::response::Response;
 use super::AppState;
 use super::body::{body_error, read_json_body};
 use super::error::ApiError;
-use super::query::{ResolvedQuery, retained_since};
+use super::query::ResolvedQuery;
 use super::response::{empty_response, entity_response, json_response, json_string, text_response};
 use super::routes;
 use crate::edm::DateTimeOffset;
 use crate::model::{AUTOPILOT_EVENT, decode_create, decode_patch};
-use crate::odata::{CompareOp, ID, Operand, Predicate, QueryOptions, Scalar, parse_query};
+use crate::odata::{
+    CompareOp, ID, Operand, Predicate, QueryOptions, Scalar, events_since, parse_query,
+};
 use crate::profile::Quirks;
 use crate::store::{Collection, Listing, PageRow, Precondition, StoreError, StoredEntity, Target};
 
@@ -56,7 +58,7 @@ impl Call<'_> {
                         Operand::Column(ID),
                         Operand::Value(Scalar::Text(event_id.to_string())),
                     ),
-                    retained_since(cutoff),
+                    events_since(cutoff),
                 ]);
                 self.state
                     .store

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use super::report::{ReportSpec, read_pages, write_zip};
-use crate::edm::{DateTimeOffset, TICKS_PER_SECOND};
+use crate::edm::DateTimeOffset;
 use crate::model::export_job::{ExportJob, JobStatus};
 use crate::store::{EXPORT_CHUNK_BYTES, Store, StoreError};
 
@@ -26,7 +26,7 @@ pub struct ExportSettings {
     pub ttl: Duration,
     /// How long a job stays `notStarted` at least.
     pub delay: Duration,
-    /// Events older than this (ticks) are left out, when retention is on.
+    /// `retentionDays`: older events are left out of the reports (0: none are).
     pub retention_days: u32,
 }
 
@@ -198,10 +198,8 @@ impl ExportRunner {
         let writer = tokio::task::spawn_blocking(move || {
             write_zip(&path, &spec, &mut || receive.blocking_recv())
         });
-        let not_before = (self.settings.retention_days > 0).then(|| {
-            DateTimeOffset::now().ticks()
-                - i64::from(self.settings.retention_days) * 86_400 * TICKS_PER_SECOND
-        });
+        let not_before =
+            crate::profile::retention_cutoff(self.settings.retention_days, DateTimeOffset::now());
         let read = read_pages(&self.store, &job.tenant, not_before, pages).await;
         let written = writer.await??;
         read?;

@@ -92,6 +92,17 @@ pub enum Predicate {
     Not(Box<Predicate>),
 }
 
+/// `eventDateTime ge {cutoff}`: the events `retentionDays` serves (lists, counts, exports).
+pub fn events_since(cutoff_ticks: i64) -> Predicate {
+    let column = Column::find(&crate::model::AUTOPILOT_EVENT, "eventDateTime")
+        .expect("events have eventDateTime");
+    Predicate::Compare(
+        CompareOp::Ge,
+        Operand::Column(column),
+        Operand::Value(Scalar::Integer(cutoff_ticks)),
+    )
+}
+
 /// A `$filter` problem: the position in the text where it was found (0-based) and what is wrong,
 /// naming the property or literal at fault.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@ mod parser;
 
 pub use bind::{
     Column, FilterError, ID, Operand, Predicate, Scalar, StringFunction, bind_filter,
-    bind_filter_with,
+    bind_filter_with, events_since,
 };
 pub use options::{
     Expand, MAX_TOP, OrderKey, QueryOptions, SortDirection, parse_query, percent_decode,

@@ -11,7 +11,7 @@ use crate::edm::DateTimeOffset;
 use crate::model::export_job::{ExportJob, JobStatus};
 use crate::model::report::{Format, Localization};
 use crate::model::{AUTOPILOT_EVENT, Entity};
-use crate::odata::{Column, CompareOp, ID, Operand, Predicate, Scalar, SortDirection};
+use crate::odata::{Column, ID, Predicate, Scalar, SortDirection, events_since};
 
 /// The bytes of one stored chunk of a zip file.
 pub const EXPORT_CHUNK_BYTES: usize = 1 << 20;
@@ -300,13 +300,7 @@ impl Store {
             store: self,
             tx,
             tenant: tenant.to_string(),
-            filter: not_before.map(|ticks| {
-                Predicate::Compare(
-                    CompareOp::Ge,
-                    Operand::Column(event_date_time),
-                    Operand::Value(Scalar::Integer(ticks)),
-                )
-            }),
+            filter: not_before.map(events_since),
             order: vec![
                 (event_date_time, SortDirection::Descending),
                 (ID, SortDirection::Descending),

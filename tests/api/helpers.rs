@@ -178,6 +178,36 @@ pub fn stdout_of(output: std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// An instant `days` before now, as Graph writes it.
+pub fn days_ago(days: i64) -> String {
+    (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days))
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// An HTTP client that trusts the CA certificate in the PEM file at `ca`.
+pub fn client_trusting(ca: &Path) -> Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let pem = std::fs::read(ca).expect("the CA file");
+    Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM certificate"))
+        .build()
+        .expect("http client")
+}
+
+/// Adds a fault injection rule through the admin API (201 checked).
+pub async fn add_fault(app: &TestApp, admin: &str, rule: &Value) {
+    let added = app
+        .client
+        .post(format!("{}/graphpilot/faults", app.base()))
+        .bearer_auth(admin)
+        .json(rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201, "add the fault rule {rule}");
+}
+
 /// A path as a command-line argument.
 pub fn arg(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")

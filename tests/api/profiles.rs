@@ -16,14 +16,6 @@ fn with(extra: &[&str]) -> Options {
     }
 }
 
-/// An instant `days` before now, as Graph writes it.
-fn days_ago(days: i64) -> String {
-    let now = jiff::Timestamp::now();
-    (now - jiff::SignedDuration::from_hours(24 * days))
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
 async fn create_recent(app: &TestApp, count: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for n in 0..count {
@@ -167,15 +159,7 @@ async fn retry_after_pattern(extra: &[&str], n: usize) -> Vec<bool> {
     let app = spawn_app_with(with(extra)).await;
     let rule =
         json!({"path": "/beta/deviceManagement/autopilotEvents", "status": 429, "retryAfter": 2});
-    let added = app
-        .client
-        .post(format!("{}/graphpilot/faults", app.base()))
-        .bearer_auth(admin_token(&app))
-        .json(&rule)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(added.status(), 201);
+    add_fault(&app, &admin_token(&app), &rule).await;
     let mut pattern = Vec::new();
     for _ in 0..n {
         let response = app.get(&app.events_url()).await;

@@ -32,12 +32,7 @@ async fn source(extra: &[&str]) -> SourceServer {
     let ca = app.data_dir.join("source-ca.pem");
     std::fs::write(&ca, graphpilot_cert(&app)).unwrap();
     // The test's own requests to the source trust its CA too.
-    app.client = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(graphpilot_cert(&app).as_bytes()).unwrap(),
-        )
-        .build()
-        .unwrap();
+    app.client = client_trusting(&ca);
     let base = app.base().replace("127.0.0.1", "localhost");
     SourceServer {
         app,
@@ -67,13 +62,7 @@ async fn local() -> Local {
 
 async fn clear_faults(source: &SourceServer, admin: &str) {
     // A new connection: the test's pooled one may have idled out during the run.
-    let client = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(&source.ca).unwrap()).unwrap(),
-        )
-        .build()
-        .unwrap();
-    let cleared = client
+    let cleared = client_trusting(&source.ca)
         .delete(format!("{}/graphpilot/faults", source.app.base()))
         .bearer_auth(admin)
         .send()
@@ -103,16 +92,25 @@ fn sync_args(source: &SourceServer, extra: &[&str]) -> Vec<String> {
 }
 
 /// Runs `graphpilot sync` to its end; its exit code.
-fn sync(local: &Local, source: &SourceServer, extra: &[&str]) -> std::process::Output {
-    let args = sync_args(source, extra);
-    let mut command = std::process::Command::new(binary());
+/// `graphpilot sync ARGS` on the local store, the secret in its environment variable.
+fn sync_command(local: &Local, args: &[String], secret: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(binary());
     command
         .arg("sync")
         .args(local.storage.args())
-        .args(&args)
-        .env("GRAPHPILOT_SYNC_CLIENT_SECRET", &source.secret)
-        .env("RUST_LOG", "warn");
-    command.output().expect("graphpilot sync runs")
+        .args(args)
+        .env("GRAPHPILOT_SYNC_CLIENT_SECRET", secret)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `graphpilot sync` to its end (awaited: a test's own servers keep running meanwhile).
+async fn sync(local: &Local, source: &SourceServer, extra: &[&str]) -> std::process::Output {
+    sync_command(local, &sync_args(source, extra), &source.secret)
+        .output()
+        .await
+        .expect("graphpilot sync runs")
 }
 
 fn runs(local: &Local) -> Vec<Value> {
@@ -123,11 +121,7 @@ fn runs(local: &Local) -> Vec<Value> {
 
 /// The events of a tenant as the source serves them (with their details), without ETags.
 async fn source_events(source: &SourceServer) -> BTreeMap<String, Value> {
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&source.ca).unwrap()).unwrap();
-    let client = reqwest::Client::builder()
-        .add_root_certificate(ca)
-        .build()
-        .unwrap();
+    let client = client_trusting(&source.ca);
     let mut next = Some(format!(
         "{}/beta/deviceManagement/autopilotEvents?$expand=policyStatusDetails",
         source.base
@@ -189,12 +183,6 @@ fn comparable(event: &Value) -> Value {
     Value::Object(object)
 }
 
-fn days_ago(days: i64) -> String {
-    (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days))
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
 async fn fill(source: &SourceServer, count: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for n in 0..count {
@@ -217,7 +205,7 @@ async fn a_full_then_an_incremental_run_copy_the_source_and_keep_what_it_lost() 
     let source = source(&[]).await;
     let ids = fill(&source, 120).await;
     let local = local().await;
-    let output = sync(&local, &source, &[]);
+    let output = sync(&local, &source, &[]).await;
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let served = source_events(&source).await;
     assert_eq!(served.len(), 120);
@@ -268,7 +256,7 @@ async fn a_full_then_an_incremental_run_copy_the_source_and_keep_what_it_lost() 
         .app
         .create_event(json!({"deviceSerialNumber": "SRC-NEW", "eventDateTime": days_ago(0)}))
         .await;
-    let output = sync(&local, &source, &[]);
+    let output = sync(&local, &source, &[]).await;
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let second = &runs(&local)[0];
     assert_eq!(second["mode"], "incremental");
@@ -286,7 +274,7 @@ async fn a_full_then_an_incremental_run_copy_the_source_and_keep_what_it_lost() 
         "W moved to the new event"
     );
     // A run with nothing new: every event read again within the overlap is unchanged.
-    assert_eq!(sync(&local, &source, &[]).status.code(), Some(0));
+    assert_eq!(sync(&local, &source, &[]).await.status.code(), Some(0));
     let third = &runs(&local)[0];
     assert_eq!(third["upserted"], 0);
     assert_eq!(third["watermark"], second["watermark"]);
@@ -334,20 +322,11 @@ async fn a_run_waits_out_429s_and_503s_and_retries_resets_losing_nothing() {
         json!({"method": "GET", "path": "/beta/deviceManagement/autopilotEvents*", "every": 4, "status": 503, "retryAfter": 1}),
         json!({"method": "GET", "path": "/beta/deviceManagement/autopilotEvents*", "every": 3, "reset": true}),
     ] {
-        let added = source
-            .app
-            .client
-            .post(format!("{}/graphpilot/faults", source.app.base()))
-            .bearer_auth(&admin)
-            .json(&rule)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(added.status(), 201);
+        add_fault(&source.app, &admin, &rule).await;
     }
     let local = local().await;
     let started = std::time::Instant::now();
-    let output = sync(&local, &source, &[]);
+    let output = sync(&local, &source, &[]).await;
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     clear_faults(&source, &admin).await;
     assert_eq!(local_events(&local), source_events(&source).await);
@@ -374,15 +353,13 @@ async fn a_second_run_into_the_same_tenant_exits_3_and_sigterm_stops_at_a_page_b
     let source = source(&[]).await;
     fill(&source, 60).await;
     let local = local().await;
-    let mut every = tokio::process::Command::new(binary());
-    every
-        .arg("sync")
-        .args(local.storage.args())
-        .args(sync_args(&source, &["--every", "1h"]))
-        .env("GRAPHPILOT_SYNC_CLIENT_SECRET", &source.secret)
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true);
-    let mut child = every.spawn().unwrap();
+    let mut child = sync_command(
+        &local,
+        &sync_args(&source, &["--every", "1h"]),
+        &source.secret,
+    )
+    .spawn()
+    .unwrap();
     // Wait for its first run to complete.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !runs(&local)
@@ -395,7 +372,7 @@ async fn a_second_run_into_the_same_tenant_exits_3_and_sigterm_stops_at_a_page_b
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let second = sync(&local, &source, &[]);
+    let second = sync(&local, &source, &[]).await;
     assert_eq!(second.status.code(), Some(3), "{second:?}");
     assert!(String::from_utf8_lossy(&second.stderr).contains("contoso"));
     let pid = child.id().unwrap().to_string();
@@ -413,7 +390,7 @@ async fn a_second_run_into_the_same_tenant_exits_3_and_sigterm_stops_at_a_page_b
     assert_eq!(status.code(), Some(0));
     assert_eq!(runs(&local).len(), 1, "no second run of the hour");
     // The lock died with it: a run now goes ahead.
-    assert_eq!(sync(&local, &source, &[]).status.code(), Some(0));
+    assert_eq!(sync(&local, &source, &[]).await.status.code(), Some(0));
 }
 
 #[tokio::test]
@@ -422,26 +399,11 @@ async fn a_run_killed_mid_pull_keeps_its_pages_and_the_next_one_finishes_the_wor
     fill(&source, 200).await;
     let admin = admin_token(&source.app);
     let slow = json!({"method": "GET", "path": "/beta/deviceManagement/autopilotEvents*", "latency": {"fixed": 400}});
-    let added = source
-        .app
-        .client
-        .post(format!("{}/graphpilot/faults", source.app.base()))
-        .bearer_auth(&admin)
-        .json(&slow)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(added.status(), 201);
+    add_fault(&source.app, &admin, &slow).await;
     let local = local().await;
-    let mut command = tokio::process::Command::new(binary());
-    command
-        .arg("sync")
-        .args(local.storage.args())
-        .args(sync_args(&source, &[]))
-        .env("GRAPHPILOT_SYNC_CLIENT_SECRET", &source.secret)
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true);
-    let mut child = command.spawn().unwrap();
+    let mut child = sync_command(&local, &sync_args(&source, &[]), &source.secret)
+        .spawn()
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while runs(&local)
         .first()
@@ -455,7 +417,7 @@ async fn a_run_killed_mid_pull_keeps_its_pages_and_the_next_one_finishes_the_wor
     assert_eq!(left["status"], "running");
     let kept = local_events(&local).len();
     assert!((50..200).contains(&kept), "{kept}");
-    assert_eq!(sync(&local, &source, &[]).status.code(), Some(0));
+    assert_eq!(sync(&local, &source, &[]).await.status.code(), Some(0));
     clear_faults(&source, &admin).await;
     let all = runs(&local);
     assert_eq!(all[1]["status"], "interrupted");
@@ -475,13 +437,7 @@ async fn bad_credentials_fail_the_run_at_once_and_the_record_says_why() {
     let mut args = sync_args(&source, &[]);
     let position = args.iter().position(|arg| arg == "--client-id").unwrap();
     args[position + 1] = "no-such-client".into();
-    let output = std::process::Command::new(binary())
-        .arg("sync")
-        .args(local.storage.args())
-        .args(&args)
-        .env("GRAPHPILOT_SYNC_CLIENT_SECRET", "wrong")
-        .output()
-        .unwrap();
+    let output = sync_command(&local, &args, "wrong").output().await.unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -503,12 +459,9 @@ async fn bad_credentials_fail_the_run_at_once_and_the_record_says_why() {
     let mut args = sync_args(&source, &[]);
     let position = args.iter().position(|arg| arg == "--ca-cert").unwrap();
     args.drain(position..position + 2);
-    let output = std::process::Command::new(binary())
-        .arg("sync")
-        .args(local.storage.args())
-        .args(&args)
-        .env("GRAPHPILOT_SYNC_CLIENT_SECRET", &source.secret)
+    let output = sync_command(&local, &args, &source.secret)
         .output()
+        .await
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let run = &runs(&local)[0];
@@ -541,12 +494,7 @@ async fn refusing_proxy(source: &SourceServer) -> (String, std::sync::Arc<ProxyC
     use std::sync::atomic::Ordering;
     let counts = std::sync::Arc::new(ProxyCounts::default());
     let upstream = source.base.clone();
-    let client = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(&source.ca).unwrap()).unwrap(),
-        )
-        .build()
-        .unwrap();
+    let client = client_trusting(&source.ca);
     type Shared = (reqwest::Client, String, std::sync::Arc<ProxyCounts>);
     async fn forward(
         State((client, upstream, counts)): State<Shared>,
@@ -631,12 +579,7 @@ async fn a_refused_expand_reads_details_event_by_event_and_a_401_gets_one_new_to
         args[position + 1] = value;
     }
     // Awaited, not blocking: the proxy runs on this test's runtime.
-    let output = tokio::process::Command::new(binary())
-        .arg("sync")
-        .args(local.storage.args())
-        .args(&args)
-        .env("GRAPHPILOT_SYNC_CLIENT_SECRET", &source.secret)
-        .env("RUST_LOG", "warn")
+    let output = sync_command(&local, &args, &source.secret)
         .output()
         .await
         .unwrap();
