@@ -3,6 +3,7 @@
 --   BENCH_PATH   request path and query (path)
 --   BENCH_TOKEN  bearer token
 --   BENCH_IDS    file with one event id per line (get, patch)
+--   BENCH_LIST   the query of the list request (list)
 -- Prints one line "RESULT <requests/s> <p50 µs> <p99 µs> <non-2xx> <socket errors>".
 local mode = os.getenv("BENCH_MODE")
 local token = os.getenv("BENCH_TOKEN") or ""
@@ -31,7 +32,7 @@ request = function()
   elseif mode == "path" then
     return wrk.format("GET", os.getenv("BENCH_PATH"), headers)
   elseif mode == "list" then
-    return wrk.format("GET", events .. "?$filter=deploymentState%20eq%20'failure'&$top=50", headers)
+    return wrk.format("GET", events .. (os.getenv("BENCH_LIST") or "?$filter=deploymentState%20eq%20'failure'&$top=50"), headers)
   end
   error("unknown BENCH_MODE " .. tostring(mode))
 end

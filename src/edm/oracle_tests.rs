@@ -29,6 +29,14 @@ proptest! {
     }
 
     #[test]
+    fn the_fast_writer_writes_what_display_writes(ticks in 0..=MAX_TICKS) {
+        let instant = DateTimeOffset::from_ticks(ticks).unwrap();
+        let mut pushed = String::new();
+        instant.push_to(&mut pushed);
+        prop_assert_eq!(pushed, instant.to_string());
+    }
+
+    #[test]
     fn any_offset_form_written_by_jiff_parses_to_the_same_instant(
         ticks in 1_000_000_000_000_000i64..3_000_000_000_000_000_000,
         offset_minutes in -(14 * 60)..=(14 * 60),

@@ -371,7 +371,7 @@ impl Store {
                     last_event_id: row.try_get(5)?,
                 })
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            .collect::<Result<Vec<_>, StoreError>>()?;
         rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
         Ok(rows)
     }
@@ -451,7 +451,7 @@ impl Store {
                     top_error_code_count: top.map_or(0, |(_, rows)| *rows),
                 })
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            .collect::<Result<Vec<_>, StoreError>>()?;
         rows.sort_by(|a, b| {
             b.affected_deployments
                 .cmp(&a.affected_deployments)
@@ -482,7 +482,7 @@ impl Store {
         let events = events
             .iter()
             .map(|row| StoredEntity::from_row(row, 0, &AUTOPILOT_EVENT))
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(DeviceHistory {
             states,
             oldest_state,

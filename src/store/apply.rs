@@ -389,7 +389,7 @@ pub(super) async fn select_one(
         .fetch_optional(&mut *connection)
         .await?
         .ok_or(StoreError::NotFound)?;
-    Ok(StoredEntity::from_row(&row, 0, target.schema())?)
+    StoredEntity::from_row(&row, 0, target.schema())
 }
 
 /// What an `If-Match` header asks of the stored version (RFC 9110 §13.1.1), parsed by the HTTP

@@ -16,6 +16,9 @@ use super::{StoredEntity, Target};
 
 /// Entries kept at most; past it the cache starts again empty.
 const CAPACITY: usize = 100_000;
+/// Bytes of entity JSON kept at most (pages fill the cache too, so a walk of a large fleet would
+/// otherwise hold 1.4 KB per event); past it the cache starts again empty.
+const CAPACITY_BYTES: usize = 32 * 1024 * 1024;
 /// How often other processes' commits are looked for.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -32,7 +35,36 @@ fn key(tenant: &str, target: &Target) -> Key {
 #[derive(Default)]
 struct Entries {
     generation: u64,
+    /// Commits under way (begun, their entries not yet updated): while any is, a page cannot
+    /// tell which version its snapshot holds and reads its rows instead (see [`Writing`]).
+    writing: u32,
     map: HashMap<Key, StoredEntity>,
+    /// Bytes of JSON and ETags held.
+    bytes: usize,
+}
+
+impl Entries {
+    fn insert(&mut self, key: Key, entity: &StoredEntity) {
+        if self.map.len() >= CAPACITY || self.bytes >= CAPACITY_BYTES {
+            self.map.clear();
+            self.bytes = 0;
+        }
+        self.bytes += entity.body.len() + entity.etag.len();
+        if let Some(old) = self.map.insert(key, entity.clone()) {
+            self.bytes -= old.body.len() + old.etag.len();
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some(old) = self.map.remove(key) {
+            self.bytes -= old.body.len() + old.etag.len();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.bytes = 0;
+    }
 }
 
 #[derive(Default)]
@@ -57,31 +89,77 @@ impl EntityCache {
         if entries.generation != generation {
             return;
         }
-        if entries.map.len() >= CAPACITY {
-            entries.map.clear();
+        entries.insert(key(tenant, target), entity);
+    }
+
+    /// Marks a commit under way until the guard is dropped (after the cache learned its
+    /// outcome): the generation moves at both ends, so a reader that saw neither end, and no
+    /// commit under way when it began, read nothing the cache does not hold.
+    pub fn writing(&self) -> Writing<'_> {
+        let mut entries = self.entries.lock().expect("cache lock");
+        entries.generation += 1;
+        entries.writing += 1;
+        Writing(self)
+    }
+
+    /// The generation a page notes before reading keys, if no commit is under way.
+    pub fn quiet_generation(&self) -> Option<u64> {
+        let entries = self.entries.lock().expect("cache lock");
+        (entries.writing == 0).then_some(entries.generation)
+    }
+
+    /// The cached entities of `ids` (events of `tenant`), in order, each `None` where not
+    /// cached; `None` in all if anything was written since `generation`.
+    pub fn events(
+        &self,
+        tenant: &str,
+        ids: &[&str],
+        generation: u64,
+    ) -> Option<Vec<Option<StoredEntity>>> {
+        let entries = self.entries.lock().expect("cache lock");
+        if entries.generation != generation || entries.writing > 0 {
+            return None;
         }
-        entries.map.insert(key(tenant, target), entity.clone());
+        let mut probe: Key = (tenant.to_string(), None, String::new());
+        Some(
+            ids.iter()
+                .map(|id| {
+                    probe.2.clear();
+                    probe.2.push_str(id);
+                    entries.map.get(&probe).cloned()
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether nothing was written since `generation` and no commit is under way.
+    pub fn unchanged_since(&self, generation: u64) -> bool {
+        let entries = self.entries.lock().expect("cache lock");
+        entries.generation == generation && entries.writing == 0
     }
 
     /// After a committed create or update.
     pub fn store(&self, tenant: &str, target: &Target, entity: &StoredEntity) {
         let mut entries = self.entries.lock().expect("cache lock");
         entries.generation += 1;
-        if entries.map.len() >= CAPACITY {
-            entries.map.clear();
-        }
-        entries.map.insert(key(tenant, target), entity.clone());
+        entries.insert(key(tenant, target), entity);
     }
 
     /// After a committed delete: the entity, and for an event its details too.
     pub fn remove(&self, tenant: &str, target: &Target) {
         let mut entries = self.entries.lock().expect("cache lock");
         entries.generation += 1;
-        entries.map.remove(&key(tenant, target));
+        entries.remove(&key(tenant, target));
         if let Target::Event { id } = target {
-            entries.map.retain(|(t, parent, _), _| {
-                !(t == tenant && parent.as_deref() == Some(id.as_str()))
+            let mut freed = 0;
+            entries.map.retain(|(t, parent, _), entity| {
+                let keep = !(t == tenant && parent.as_deref() == Some(id.as_str()));
+                if !keep {
+                    freed += entity.body.len() + entity.etag.len();
+                }
+                keep
             });
+            entries.bytes -= freed;
         }
     }
 
@@ -89,7 +167,22 @@ impl EntityCache {
     pub fn clear(&self) {
         let mut entries = self.entries.lock().expect("cache lock");
         entries.generation += 1;
-        entries.map.clear();
+        entries.clear();
+    }
+}
+
+/// A commit under way (see [`EntityCache::writing`]).
+pub struct Writing<'a>(&'a EntityCache);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        let mut entries = self
+            .0
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.generation += 1;
+        entries.writing -= 1;
     }
 }
 
@@ -112,6 +205,34 @@ mod tests {
         cache.store("t", &target, &entity("new"));
         cache.fill("t", &target, before, &entity("old"));
         assert_eq!(cache.get("t", &target).unwrap().etag, "new");
+    }
+
+    #[test]
+    fn a_page_splices_only_when_no_commit_began_or_ended_since_it_looked() {
+        let cache = EntityCache::default();
+        let target = Target::Event { id: "e".into() };
+        cache.store("t", &target, &entity("one"));
+        let seen = cache.quiet_generation().unwrap();
+        assert_eq!(
+            cache.events("t", &["e", "f"], seen).unwrap()[0]
+                .as_ref()
+                .unwrap()
+                .etag,
+            "one"
+        );
+        assert!(cache.events("t", &["e"], seen).unwrap()[0].is_some());
+        let writing = cache.writing();
+        assert!(cache.quiet_generation().is_none(), "a commit is under way");
+        assert!(cache.events("t", &["e"], seen).is_none());
+        drop(writing);
+        assert!(cache.events("t", &["e"], seen).is_none(), "it ended since");
+        assert!(!cache.unchanged_since(seen));
+        let now = cache.quiet_generation().unwrap();
+        assert!(cache.unchanged_since(now));
+        assert!(
+            cache.events("u", &["e"], now).unwrap()[0].is_none(),
+            "tenants are apart"
+        );
     }
 
     #[test]

@@ -1,13 +1,12 @@
 //! Reads and writes of events and policy status details: by key (through the entity cache on
 //! embedded SQLite), pages, counts, and the writes the group-commit writer applies.
 
-use sqlx::Row;
-
 use super::apply::{Precondition, WriteOp, Written};
-use super::rows::read_scalar;
+use super::reads::{Decode, Integer};
+use super::rows::{Cells, read_scalar};
 use super::sql::{Collection, Listing, SortKeys, Target, sort_keys};
 use super::{PageRow, Store, StoreError, StoredEntity};
-use crate::model::{Entity, PatchBody};
+use crate::model::{Entity, EntitySchema, PatchBody};
 use crate::odata::{Predicate, Scalar};
 
 /// The entity cache's hit and miss counters, registered once (a registry lookup per GET cost
@@ -37,12 +36,16 @@ impl Store {
             },
             None => None,
         };
-        let (sql, values) = self.dialect.select_one(tenant, target);
-        let row = self
-            .read_optional_row((sql, values))
+        let entity = self
+            .read_decoded_one(
+                self.dialect.select_one(tenant, target),
+                Entities {
+                    schema: target.schema(),
+                    first: 0,
+                },
+            )
             .await?
             .ok_or(StoreError::NotFound)?;
-        let entity = StoredEntity::from_row(&row, 0, target.schema())?;
         if let (Some(cache), Some(generation)) = (self.cache(), generation) {
             cache.fill(tenant, target, generation, &entity);
         }
@@ -61,37 +64,94 @@ impl Store {
         }
     }
 
-    /// One page of a collection (see [`Listing`]).
+    /// One page of a collection (see [`Listing`]). On an embedded file, a page of events reads
+    /// only keys and splices the entity cache's JSON when it can ([`Store::page_from_cache`]).
     pub async fn page(
         &self,
         tenant: &str,
         listing: &Listing<'_>,
     ) -> Result<Vec<PageRow>, StoreError> {
-        let (statement, values) = self.dialect.select_page(tenant, listing);
-        let rows = self.read_rows((statement, values)).await?;
-        let keys = sort_keys(listing.order);
+        if let (Some(cache), Collection::Events) = (self.cache(), listing.collection)
+            && let Some(rows) = self.page_from_cache(cache, tenant, listing).await?
+        {
+            return Ok(rows);
+        }
         let schema = listing.collection.schema();
-        // seq, then the entity columns, then the sort columns.
-        let sort_columns_start = 1 + 2 + schema.properties.len();
-        rows.iter()
-            .map(|row| {
-                let cursor = match &keys {
-                    SortKeys::Insertion => vec![Scalar::Integer(row.try_get(0)?)],
-                    SortKeys::Columns(keys) => keys
-                        .iter()
-                        .enumerate()
-                        .map(|(index, (column, _))| {
-                            read_scalar(row, sort_columns_start + index, column.edm)
-                        })
-                        .collect::<Result<_, sqlx::Error>>()?,
-                };
-                Ok(PageRow {
-                    id: row.try_get(1)?,
+        let decoder = Pages {
+            schema,
+            keys: sort_keys(listing.order),
+            // seq, then the entity columns, then the sort columns.
+            sort_columns_start: 1 + 2 + schema.properties.len(),
+        };
+        self.read_decoded(self.dialect.select_page(tenant, listing), decoder)
+            .await
+    }
+
+    /// A page of events from the cache: keys and cursors read first (often from an index
+    /// alone), then the entities the cache lacks by id, filled in for the next page. Only when no
+    /// commit began or ended from the first read to the last (the cache's generation, moved at
+    /// both ends of every commit): then every version spliced is the one the key read saw.
+    /// `None`: a commit got in the way; the caller reads the page whole.
+    async fn page_from_cache(
+        &self,
+        cache: &super::cache::EntityCache,
+        tenant: &str,
+        listing: &Listing<'_>,
+    ) -> Result<Option<Vec<PageRow>>, StoreError> {
+        let Some(seen) = cache.quiet_generation() else {
+            return Ok(None);
+        };
+        let decoder = PageKeys {
+            keys: sort_keys(listing.order),
+        };
+        let keys = self
+            .read_decoded(self.dialect.select_page_keys(tenant, listing), decoder)
+            .await?;
+        let ids: Vec<&str> = keys.iter().map(|(id, _)| id.as_str()).collect();
+        let Some(mut cached) = cache.events(tenant, &ids, seen) else {
+            return Ok(None);
+        };
+        let missing: Vec<&str> = ids
+            .iter()
+            .zip(&cached)
+            .filter(|(_, entity)| entity.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if !missing.is_empty() {
+            let schema = &crate::model::AUTOPILOT_EVENT;
+            let read = self
+                .read_decoded(
+                    self.dialect.select_events(tenant, &missing),
+                    IdentifiedEntities { schema },
+                )
+                .await?;
+            let mut read: std::collections::HashMap<String, StoredEntity> =
+                read.into_iter().collect();
+            for (id, slot) in ids.iter().zip(cached.iter_mut()) {
+                if slot.is_none() {
+                    let Some(entity) = read.remove(*id) else {
+                        // Deleted by another process since the keys were read.
+                        return Ok(None);
+                    };
+                    let target = Target::Event { id: id.to_string() };
+                    cache.fill(tenant, &target, seen, &entity);
+                    *slot = Some(entity);
+                }
+            }
+        }
+        if !cache.unchanged_since(seen) {
+            return Ok(None);
+        }
+        Ok(Some(
+            keys.into_iter()
+                .zip(cached)
+                .map(|((id, cursor), entity)| PageRow {
+                    id,
                     cursor,
-                    entity: StoredEntity::from_row(row, 1, schema)?,
+                    entity: entity.expect("every slot filled above"),
                 })
-            })
-            .collect()
+                .collect(),
+        ))
     }
 
     pub async fn count(
@@ -100,9 +160,11 @@ impl Store {
         collection: &Collection,
         filter: Option<&Predicate>,
     ) -> Result<i64, StoreError> {
-        let (statement, values) = self.dialect.count(tenant, collection, filter);
-        let row = self.read_row((statement, values)).await?;
-        Ok(row.try_get(0)?)
+        let statement = self.dialect.count(tenant, collection, filter);
+        Ok(self
+            .read_decoded_one(statement, Integer)
+            .await?
+            .unwrap_or(0))
     }
 
     /// The policy status details of the given events, as (event id, detail) in insertion order.
@@ -114,14 +176,8 @@ impl Store {
         if event_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let (statement, values) = self.dialect.details_of(tenant, event_ids);
-        let rows = self.read_rows((statement, values)).await?;
-        rows.iter()
-            .map(|row| {
-                let detail = StoredEntity::from_row(row, 1, &crate::model::POLICY_STATUS_DETAIL)?;
-                Ok((row.try_get(0)?, detail))
-            })
-            .collect()
+        self.read_decoded(self.dialect.details_of(tenant, event_ids), Details)
+            .await
     }
 
     /// Creates an event and, in the same transaction, its inline policy status details.
@@ -189,4 +245,98 @@ impl Store {
         .await
         .map(drop)
     }
+}
+
+/// Rows of [`sql::entity_columns`] from `first` on, as stored entities.
+struct Entities {
+    schema: &'static EntitySchema,
+    first: usize,
+}
+
+impl Decode for Entities {
+    type Out = StoredEntity;
+    fn decode(&self, row: &impl Cells) -> Result<StoredEntity, StoreError> {
+        StoredEntity::from_row(row, self.first, self.schema)
+    }
+}
+
+/// Rows of [`Dialect::select_page`]: seq, the entity, then the sort columns (the cursor).
+struct Pages {
+    schema: &'static EntitySchema,
+    keys: SortKeys,
+    sort_columns_start: usize,
+}
+
+impl Decode for Pages {
+    type Out = PageRow;
+    fn decode(&self, row: &impl Cells) -> Result<PageRow, StoreError> {
+        let cursor = cursor_of(row, &self.keys, self.sort_columns_start)?;
+        let entity = StoredEntity::from_row(row, 1, self.schema)?;
+        Ok(PageRow {
+            id: entity_id(row, 1)?,
+            cursor,
+            entity,
+        })
+    }
+}
+
+/// Rows of [`Dialect::select_page_keys`]: seq, id, then the sort columns (the cursor).
+struct PageKeys {
+    keys: SortKeys,
+}
+
+impl Decode for PageKeys {
+    type Out = (String, Vec<Scalar>);
+    fn decode(&self, row: &impl Cells) -> Result<(String, Vec<Scalar>), StoreError> {
+        Ok((entity_id(row, 1)?, cursor_of(row, &self.keys, 2)?))
+    }
+}
+
+/// Rows of [`sql::entity_columns`], each with its id.
+struct IdentifiedEntities {
+    schema: &'static EntitySchema,
+}
+
+impl Decode for IdentifiedEntities {
+    type Out = (String, StoredEntity);
+    fn decode(&self, row: &impl Cells) -> Result<(String, StoredEntity), StoreError> {
+        Ok((
+            entity_id(row, 0)?,
+            StoredEntity::from_row(row, 0, self.schema)?,
+        ))
+    }
+}
+
+/// The cursor of a page row: `seq` (column 0) in insertion order, else the sort columns from
+/// `sort_columns_start` on.
+fn cursor_of(
+    row: &impl Cells,
+    keys: &SortKeys,
+    sort_columns_start: usize,
+) -> Result<Vec<Scalar>, StoreError> {
+    match keys {
+        SortKeys::Insertion => Ok(vec![Scalar::Integer(row.integer(0)?.unwrap_or(0))]),
+        SortKeys::Columns(keys) => keys
+            .iter()
+            .enumerate()
+            .map(|(index, (column, _))| read_scalar(row, sort_columns_start + index, column.edm))
+            .collect(),
+    }
+}
+
+/// Rows of [`Dialect::details_of`]: the owning event's id, then the detail.
+struct Details;
+
+impl Decode for Details {
+    type Out = (String, StoredEntity);
+    fn decode(&self, row: &impl Cells) -> Result<(String, StoredEntity), StoreError> {
+        let detail = StoredEntity::from_row(row, 1, &crate::model::POLICY_STATUS_DETAIL)?;
+        Ok((entity_id(row, 0)?, detail))
+    }
+}
+
+fn entity_id(row: &impl Cells, index: usize) -> Result<String, StoreError> {
+    row.text(index)?
+        .map(|text| text.into_owned())
+        .ok_or_else(|| StoreError::Internal(anyhow::anyhow!("a stored row has no id")))
 }

@@ -147,7 +147,8 @@ impl Store {
         if let super::Backend::Embedded(embedded) = &self.backend {
             let loader = embedded.bulk_loader.clone();
             let tenant = tenant.to_string();
-            return tokio::task::spawn_blocking(move || {
+            let _writing = embedded.cache.writing();
+            let loaded = tokio::task::spawn_blocking(move || {
                 loader
                     .lock()
                     .expect("bulk loader lock")
@@ -155,6 +156,11 @@ impl Store {
             })
             .await
             .map_err(|error| anyhow::anyhow!("the bulk load stopped: {error}"))?;
+            if kind == LoadKind::Upsert {
+                // Replaced rows: cached versions of them are stale.
+                embedded.cache.clear();
+            }
+            return loaded;
         }
         self.write(WriteOp::Bulk {
             tenant: tenant.to_string(),
@@ -168,6 +174,7 @@ impl Store {
     /// Deletes every event and detail of `tenant`, or of every tenant; returns how many of each.
     pub async fn reset(&self, tenant: Option<&str>) -> Result<(u64, u64), StoreError> {
         self.health.check()?;
+        let _writing = self.cache().map(super::cache::EntityCache::writing);
         let mut transaction = Tx::begin(&self.readers, self.dialect).await?;
         let mut deleted = [0; 2];
         for (count, schema) in deleted.iter_mut().zip([

@@ -13,10 +13,12 @@ mod exports;
 pub mod health;
 mod loads;
 mod open;
+mod reads;
 mod rows;
 mod sessions;
 mod shared;
 pub mod sql;
+mod sqlite_reads;
 mod sync;
 mod transaction;
 mod writer;
@@ -102,6 +104,8 @@ enum Backend {
 /// their own ([`bulk`]).
 struct Embedded {
     cache: Arc<cache::EntityCache>,
+    /// Graph's hot reads (by key, pages, counts, details) through SQLite's own driver.
+    readers: Arc<sqlite_reads::SqliteReaders>,
     cache_watch: tokio::task::JoinHandle<()>,
     bulk_loader: Arc<std::sync::Mutex<bulk::SqliteBulkLoader>>,
 }
@@ -256,6 +260,7 @@ impl Store {
         }
         if let Backend::Embedded(embedded) = &self.backend {
             embedded.cache_watch.abort();
+            embedded.readers.close();
         }
         self.probe.abort();
         self.writer_pool.close().await;

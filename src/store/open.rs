@@ -132,6 +132,11 @@ impl Store {
                     .get_filename()
                     .to_path_buf();
                 Backend::Embedded(Embedded {
+                    readers: Arc::new(super::sqlite_reads::SqliteReaders::new(
+                        file.clone(),
+                        reader_count,
+                        sqlite_cache_mib,
+                    )),
                     cache_watch: watch_other_writers(&options, cache.clone()).await?,
                     cache,
                     bulk_loader: Arc::new(std::sync::Mutex::new(bulk::SqliteBulkLoader::new(

@@ -141,6 +141,8 @@ async fn commit_batch(
         return;
     }
     let committing = std::time::Instant::now();
+    // Pages that splice cached entities stand aside until the cache has learned the outcome.
+    let writing = cache.map(EntityCache::writing);
     let outcomes = batch_outcomes(dialect, pool, cache, health, transaction, &ops).await;
     metrics::histogram!("graphpilot_write_batch_size").record(ops.len() as f64);
     metrics::histogram!("graphpilot_write_commit_duration_seconds")
@@ -171,6 +173,7 @@ async fn commit_batch(
             }
         }
     }
+    drop(writing);
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let _ = reply.send(outcome);
     }

@@ -4,6 +4,7 @@
 use sea_query::{Condition, Expr, ExprTrait, Func, IntoCondition, Value as SqlValue};
 
 use super::{Dialect, col};
+use crate::model::EdmType;
 use crate::odata::{Column, CompareOp, Operand, Predicate, Scalar, StringFunction};
 
 impl Dialect {
@@ -32,7 +33,10 @@ impl Dialect {
                     .collect();
                 let mut any = Condition::any();
                 if !present.is_empty() {
-                    let listed = present.iter().map(scalar).collect::<Vec<Expr>>();
+                    let listed = present
+                        .iter()
+                        .map(|value| compared_value(Some(*column), value))
+                        .collect::<Vec<Expr>>();
                     let test = guarded(*column, col(column.column).is_in(listed));
                     any = any.add(self.with_index_bound(test, *column, &present));
                 }
@@ -129,6 +133,19 @@ pub(super) fn scalar(value: &Scalar) -> Expr {
     }
 }
 
+/// A literal compared with a column: a bound value, except a member of an enumeration, which is
+/// written into the SQL as the integer it is. Partial indexes are defined by enum members
+/// (`WHERE deployment_state = 3`); with the member bound, SQLite must re-plan the statement at
+/// every execution to see whether such an index applies (and PostgreSQL's generic plans never
+/// use one). The text stays safe (an `i64` formatted here, never request text) and the
+/// statements few (one per member and shape).
+fn compared_value(column: Option<Column>, value: &Scalar) -> Expr {
+    match (column.map(|column| column.edm), value) {
+        (Some(EdmType::Enum(_)), Scalar::Integer(member)) => Expr::cust(member.to_string()),
+        _ => scalar(value),
+    }
+}
+
 pub(super) fn constant(value: bool) -> Expr {
     Expr::cust(if value { "1 = 1" } else { "1 = 0" })
 }
@@ -162,9 +179,10 @@ fn compare(op: CompareOp, left: &Operand, right: &Operand) -> Condition {
         Operand::Column(column) => Some(*column),
         Operand::Value(_) => None,
     };
+    let compared_column = column_of(left).or(column_of(right));
     let expression = |operand: &Operand| match operand {
         Operand::Column(column) => col(column.column),
-        Operand::Value(value) => scalar(value),
+        Operand::Value(value) => compared_value(compared_column, value),
     };
     let is_null_literal = |operand: &Operand| matches!(operand, Operand::Value(Scalar::Null));
     if is_null_literal(left) || is_null_literal(right) {

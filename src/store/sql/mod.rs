@@ -277,6 +277,36 @@ impl Dialect {
     /// broken by `id`), strictly after `cursor`. Selects `seq`, the [`entity_columns`] and then the
     /// sort columns, whose values make the next cursor.
     pub fn select_page(self, tenant: &str, listing: &Listing) -> (String, Values) {
+        self.page_statement(tenant, listing, entity_columns(listing.collection.schema()))
+    }
+
+    /// [`Dialect::select_page`] reading only `seq`, `id` and the sort columns: what a page whose
+    /// entities are cached needs, often from an index alone.
+    pub fn select_page_keys(self, tenant: &str, listing: &Listing) -> (String, Values) {
+        self.page_statement(tenant, listing, vec![Alias::new("id")])
+    }
+
+    /// The [`entity_columns`] of the events with these ids (any order).
+    pub fn select_events(self, tenant: &str, ids: &[&str]) -> (String, Values) {
+        let schema = &crate::model::AUTOPILOT_EVENT;
+        let statement = Query::select()
+            .columns(entity_columns(schema))
+            .from(table(schema))
+            .cond_where(
+                Condition::all()
+                    .add(col("tenant_id").eq(tenant))
+                    .add(col("id").is_in(ids.iter().copied())),
+            )
+            .to_owned();
+        self.render(&statement)
+    }
+
+    fn page_statement(
+        self,
+        tenant: &str,
+        listing: &Listing,
+        columns: Vec<Alias>,
+    ) -> (String, Values) {
         let collection = listing.collection;
         let mut condition = collection.scope(tenant);
         if let Some(filter) = listing.filter {
@@ -289,7 +319,7 @@ impl Dialect {
         let mut statement = Query::select();
         statement
             .column(Alias::new("seq"))
-            .columns(entity_columns(collection.schema()))
+            .columns(columns)
             .from(table(collection.schema()))
             .cond_where(condition);
         match &keys {

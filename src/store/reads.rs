@@ -1,0 +1,138 @@
+//! Read statements run and decoded the same way on both backends: a [`Decode`] turns any
+//! driver's row ([`Cells`]) into a value; the embedded file runs it on its native readers.
+
+use sea_query::{Value as SqlValue, Values};
+
+use super::rows::Cells;
+use super::sqlite_reads::SqliteReaders;
+use super::{Backend, Store, StoreError};
+
+/// Turns one result row, of any driver, into a value.
+pub(super) trait Decode: Send + 'static {
+    type Out: Send + 'static;
+    fn decode(&self, row: &impl Cells) -> Result<Self::Out, StoreError>;
+}
+
+/// A bound value of a built statement, owned and `Send` (sea-query's are not).
+#[derive(Clone, Debug)]
+enum Parameter {
+    Null,
+    Integer(i64),
+    Text(String),
+    Boolean(bool),
+}
+
+fn parameters(values: Values) -> Vec<Parameter> {
+    values
+        .into_iter()
+        .map(|value| match value {
+            SqlValue::Bool(flag) => flag.map_or(Parameter::Null, Parameter::Boolean),
+            SqlValue::BigInt(number) => number.map_or(Parameter::Null, Parameter::Integer),
+            SqlValue::Int(number) => {
+                number.map_or(Parameter::Null, |n| Parameter::Integer(i64::from(n)))
+            }
+            // LIMIT and OFFSET; the options parser keeps them within i64.
+            SqlValue::BigUnsigned(number) => number.map_or(Parameter::Null, |n| {
+                Parameter::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+            }),
+            SqlValue::String(text) => {
+                text.map_or(Parameter::Null, |t| Parameter::Text(t.to_string()))
+            }
+            other => {
+                unreachable!("statements only bind booleans, integers and text, not {other:?}")
+            }
+        })
+        .collect()
+}
+
+/// Runs a statement on a native SQLite connection: prepared once per connection, bound, every
+/// row decoded where it lies.
+fn sqlite_rows<D: Decode>(
+    connection: &rusqlite::Connection,
+    sql: &str,
+    parameters: &[Parameter],
+    decoder: &D,
+) -> Result<Vec<D::Out>, StoreError> {
+    use rusqlite::types::{Null, ToSqlOutput};
+    let mut statement = connection.prepare_cached(sql)?;
+    for (position, parameter) in parameters.iter().enumerate() {
+        let bound = match parameter {
+            Parameter::Null => ToSqlOutput::from(Null),
+            Parameter::Integer(number) => ToSqlOutput::from(*number),
+            Parameter::Boolean(flag) => ToSqlOutput::from(i64::from(*flag)),
+            Parameter::Text(text) => ToSqlOutput::from(text.as_str()),
+        };
+        statement.raw_bind_parameter(position + 1, bound)?;
+    }
+    let mut rows = statement.raw_query();
+    let mut decoded = Vec::new();
+    while let Some(row) = rows.next()? {
+        decoded.push(decoder.decode(row)?);
+    }
+    Ok(decoded)
+}
+
+impl Store {
+    /// The embedded file's native readers, if this store has them.
+    fn sqlite_readers(&self) -> Option<&std::sync::Arc<SqliteReaders>> {
+        match &self.backend {
+            Backend::Embedded(embedded) => Some(&embedded.readers),
+            Backend::Shared => None,
+        }
+    }
+
+    /// A read statement's rows, decoded, within the request's deadline (see [`Store::bounded`]).
+    pub(super) fn read_decoded<D: Decode>(
+        &self,
+        (sql, values): (String, Values),
+        decoder: D,
+    ) -> impl Future<Output = Result<Vec<D::Out>, StoreError>> + Send + '_ {
+        // Converted before the future: sea-query's values are not Send.
+        let work = match self.sqlite_readers() {
+            Some(readers) => Either::Native(readers.clone(), sql, parameters(values)),
+            None => Either::Pooled(super::sql::bind(sql, values)),
+        };
+        async move {
+            match work {
+                Either::Native(readers, sql, parameters) => {
+                    self.bounded(readers.read(move |connection| {
+                        sqlite_rows(connection, &sql, &parameters, &decoder)
+                    }))
+                    .await
+                }
+                Either::Pooled(query) => {
+                    let rows = self
+                        .bounded(async { Ok(query.fetch_all(&self.readers).await?) })
+                        .await?;
+                    rows.iter().map(|row| decoder.decode(row)).collect()
+                }
+            }
+        }
+    }
+
+    /// A read statement's first row, decoded, if there is one.
+    pub(super) fn read_decoded_one<D: Decode>(
+        &self,
+        statement: (String, Values),
+        decoder: D,
+    ) -> impl Future<Output = Result<Option<D::Out>, StoreError>> + Send + '_ {
+        let rows = self.read_decoded(statement, decoder);
+        async move { Ok(rows.await?.into_iter().next()) }
+    }
+}
+
+/// Where a read runs: the embedded file's native readers, or the shared pool.
+enum Either {
+    Native(std::sync::Arc<SqliteReaders>, String, Vec<Parameter>),
+    Pooled(sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>),
+}
+
+/// A single integer column (counts).
+pub(super) struct Integer;
+
+impl Decode for Integer {
+    type Out = i64;
+    fn decode(&self, row: &impl Cells) -> Result<i64, StoreError> {
+        Ok(row.integer(0)?.unwrap_or(0))
+    }
+}
