@@ -864,13 +864,16 @@ mod tests {
             .unwrap();
         for (id, event, details) in expected {
             let target = crate::store::Target::Event { id: id.clone() };
-            assert_eq!(store.get("contoso", &target).await.unwrap().body, event);
+            assert_eq!(
+                store.get("contoso", &target).await.unwrap().body.as_ref(),
+                event
+            );
             let stored: Vec<_> = store
                 .details_of("contoso", std::slice::from_ref(&id))
                 .await
                 .unwrap()
                 .into_iter()
-                .map(|(_, detail)| detail.body)
+                .map(|(_, detail)| detail.body.to_string())
                 .collect();
             assert_eq!(stored, details);
         }

@@ -109,7 +109,7 @@ pub(super) async fn apply(
             insert_details(dialect, connection, tenant, &event.id, details).await?;
             Ok(Written::Entity(StoredEntity {
                 etag,
-                body: event.to_json(&AUTOPILOT_EVENT),
+                body: event.to_json(&AUTOPILOT_EVENT).into(),
             }))
         }
         WriteOp::CreateDetail {
@@ -132,7 +132,7 @@ pub(super) async fn apply(
             .await?;
             Ok(Written::Entity(StoredEntity {
                 etag,
-                body: detail.to_json(&POLICY_STATUS_DETAIL),
+                body: detail.to_json(&POLICY_STATUS_DETAIL).into(),
             }))
         }
         WriteOp::Update {
@@ -180,7 +180,7 @@ pub(super) async fn apply(
                 if result.rows_affected() == 1 {
                     return Ok(Written::Entity(StoredEntity {
                         etag,
-                        body: entity.to_json(schema),
+                        body: entity.to_json(schema).into(),
                     }));
                 }
                 if if_match.is_some() && !from_cache {

@@ -56,11 +56,12 @@ const READER_LOCK_WAIT_MS: u32 = 10_000;
 /// serves the rest at the cost of a read system call per page.
 pub const DEFAULT_SQLITE_CACHE_MIB: u32 = 8;
 
-/// An entity as stored: its current ETag and canonical JSON.
+/// An entity as stored: its current ETag and canonical JSON (shared: the entity cache hands the
+/// same text to every page and GET that shows it).
 #[derive(Clone, Debug)]
 pub struct StoredEntity {
     pub etag: String,
-    pub body: String,
+    pub body: Arc<str>,
 }
 
 /// One row of a collection page: the stored entity and the cursor that continues after it.

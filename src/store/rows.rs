@@ -114,7 +114,7 @@ impl StoredEntity {
                 .text(first + 1)?
                 .ok_or_else(|| decode_error(first + 1, "an ETag"))?
                 .into_owned(),
-            body,
+            body: body.into(),
         })
     }
 }

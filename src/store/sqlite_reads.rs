@@ -1,11 +1,13 @@
 //! The embedded file's read connections through SQLite's own driver (rusqlite): statements are
-//! prepared once per connection and kept, and a read runs start to finish on one blocking thread.
+//! prepared once per connection and kept; a short read runs on the async worker that asked for
+//! it, a long one on a blocking thread.
 //!
 //! sqlx's SQLite driver sends every row from its connection's thread to the caller through a
 //! channel and converts every column for the `Any` driver; on a page of 50 that was most of the
-//! CPU (docs/performance.md). Here a read costs one hop to a blocking thread, whatever it returns.
+//! CPU (docs/performance.md). Here a short read costs no hop at all, a long one a single hop.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -18,8 +20,21 @@ const PREPARED_PER_CONNECTION: usize = 128;
 pub(super) struct SqliteReaders {
     file: PathBuf,
     cache_mib: u32,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Reader>>,
     slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// How often (in SQLite virtual machine instructions) a read's budget is checked.
+const STEPS_PER_CHECK: i32 = 1_000;
+/// Checks a read may use on the async worker that asked for it (about 50,000 instructions,
+/// a tenth of a millisecond or so: a page of keys takes a few thousand) before it is stopped and
+/// run again on a blocking thread, so a slow statement never holds up the worker's other tasks.
+const INLINE_CHECKS: i32 = 50;
+
+/// A pooled connection and the budget its progress handler counts down.
+struct Reader {
+    connection: Connection,
+    budget: Arc<AtomicI32>,
 }
 
 /// Where a running read's interrupt handle waits for a caller that gives up (the request's
@@ -31,15 +46,16 @@ struct InterruptOnDrop(Interrupt);
 
 impl Drop for InterruptOnDrop {
     fn drop(&mut self) {
-        if let Some(handle) = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-        {
+        if let Some(handle) = lock(&self.0).take() {
             handle.interrupt();
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl SqliteReaders {
@@ -52,7 +68,7 @@ impl SqliteReaders {
         }
     }
 
-    fn open(&self) -> Result<Connection, StoreError> {
+    fn open(&self) -> Result<Reader, StoreError> {
         let connection = Connection::open_with_flags(
             &self.file,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -65,16 +81,32 @@ impl SqliteReaders {
             u64::from(self.cache_mib) * 1024
         ))?;
         connection.set_prepared_statement_cache_capacity(PREPARED_PER_CONNECTION);
-        Ok(connection)
+        let budget = Arc::new(AtomicI32::new(i32::MAX));
+        let counter = budget.clone();
+        // Returning true interrupts the statement.
+        connection.progress_handler(
+            STEPS_PER_CHECK,
+            Some(move || counter.fetch_sub(1, Ordering::Relaxed) <= 0),
+        )?;
+        Ok(Reader { connection, budget })
     }
 
-    /// Runs `work` on a pooled connection on a blocking thread. Dropping the returned future
-    /// (the request's deadline) interrupts the statement; the connection goes back to the pool
-    /// either way, unless the work failed (then it is closed, and the next read opens another).
+    fn take(&self) -> Result<Reader, StoreError> {
+        match lock(&self.idle).pop() {
+            Some(reader) => Ok(reader),
+            None => self.open(),
+        }
+    }
+
+    /// Runs `work` on a pooled connection: first right here on the async worker within a small
+    /// budget (most reads of Graph's hot paths fit; no thread hop at all), else, stopped at the
+    /// budget, again from the start on a blocking thread without one. Dropping the returned
+    /// future there (the request's deadline) interrupts the statement. The connection goes back
+    /// to the pool unless the work failed (then it is closed; the next read opens another).
     pub async fn read<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, StoreError> + Send + Sync + 'static,
     {
         let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.slots.clone().acquire_owned())
             .await
@@ -85,35 +117,27 @@ impl SqliteReaders {
                 ))
             })?
             .map_err(|_| StoreError::Internal(anyhow::anyhow!("the readers are closed")))?;
+        let reader = self.take()?;
+        reader.budget.store(INLINE_CHECKS, Ordering::Relaxed);
+        let inline = work(&reader.connection);
+        let over_budget = reader.budget.load(Ordering::Relaxed) < 0;
+        reader.budget.store(i32::MAX, Ordering::Relaxed);
+        if !over_budget {
+            if inline.is_ok() {
+                lock(&self.idle).push(reader);
+            }
+            return inline;
+        }
         let interrupt: Interrupt = Arc::default();
         let guard = InterruptOnDrop(interrupt.clone());
         let readers = self.clone();
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let pooled = readers
-                .idle
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .pop();
-            let connection = match pooled {
-                Some(connection) => connection,
-                None => readers.open()?,
-            };
-            *interrupt
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some(connection.get_interrupt_handle());
-            let result = work(&connection);
-            interrupt
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take();
+            *lock(&interrupt) = Some(reader.connection.get_interrupt_handle());
+            let result = work(&reader.connection);
+            lock(&interrupt).take();
             if result.is_ok() {
-                readers
-                    .idle
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(connection);
+                lock(&readers.idle).push(reader);
             }
             result
         })
@@ -126,9 +150,6 @@ impl SqliteReaders {
     /// Closes the idle connections (reads under way close theirs when they end).
     pub fn close(&self) {
         self.slots.close();
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+        lock(&self.idle).clear();
     }
 }

@@ -206,3 +206,73 @@ async fn select_projects_and_names_itself_in_the_context() {
     );
     assert!(item.get("eventDateTime").is_none());
 }
+
+/// Pages of events are served from cached entities where they can be (docs/performance.md):
+/// a page must never show a version that its filter would not have chosen, nor miss a write
+/// acknowledged before it was asked for, while writes move events in and out of the filter.
+#[tokio::test]
+async fn a_filtered_page_matches_its_filter_and_every_acknowledged_write_while_writes_race_it() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for n in 0..24 {
+        let event = app
+            .create_event(
+                json!({"deviceSerialNumber": format!("RACE-{n:02}"), "deploymentState": "failure"}),
+            )
+            .await;
+        ids.push(event["id"].as_str().unwrap().to_string());
+    }
+    let failures = format!(
+        "{}?$filter=deploymentState%20eq%20'failure'&$top=100",
+        app.events_url()
+    );
+    let page_ids = |page: &Value| -> HashSet<String> {
+        let values = page["value"].as_array().unwrap();
+        for value in values {
+            assert_eq!(
+                value["deploymentState"], "failure",
+                "a page of failures showed {value}"
+            );
+        }
+        ids_of(values).into_iter().collect()
+    };
+    let mut failing: HashSet<String> = ids.iter().cloned().collect();
+    assert_eq!(page_ids(&app.get_json(&failures).await), failing);
+    let done = std::cell::Cell::new(false);
+    let writer = async {
+        for round in 0..120 {
+            let id = &ids[(round * 7) % ids.len()];
+            let state = if failing.contains(id) {
+                "success"
+            } else {
+                "failure"
+            };
+            let response = app
+                .patch_json(&app.event_url(id), &json!({"deploymentState": state}))
+                .await;
+            assert_eq!(response.status(), 200);
+            if state == "failure" {
+                failing.insert(id.clone());
+            } else {
+                failing.remove(id);
+            }
+            // Acknowledged: the very next page shows it.
+            assert_eq!(
+                page_ids(&app.get_json(&failures).await),
+                failing,
+                "round {round}"
+            );
+        }
+        done.set(true);
+    };
+    let reader = async {
+        let mut pages = 0;
+        while !done.get() {
+            page_ids(&app.get_json(&failures).await);
+            pages += 1;
+        }
+        pages
+    };
+    let ((), pages) = tokio::join!(writer, reader);
+    assert!(pages > 0);
+}

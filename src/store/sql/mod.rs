@@ -346,8 +346,11 @@ impl Dialect {
                 }
             }
         }
-        statement.limit(listing.limit).offset(listing.skip);
-        self.render(&statement)
+        // LIMIT and OFFSET as literals (integers formatted here, never request text): bound,
+        // SQLite re-plans the statement at every execution to use their values.
+        let (mut sql, values) = self.render(&statement);
+        sql.push_str(&format!(" LIMIT {} OFFSET {}", listing.limit, listing.skip));
+        (sql, values)
     }
 
     /// `SELECT COUNT(*)` of a collection, optionally filtered.
