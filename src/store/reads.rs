@@ -3,8 +3,6 @@
 
 use sea_query::{Value as SqlValue, Values};
 
-#[cfg(test)]
-use super::Dialect;
 use super::rows::Cells;
 use super::sqlite_reads::SqliteReaders;
 use super::{Backend, Store, StoreError};
