@@ -1,7 +1,8 @@
-//! Persistence over SQLite (the embedded default) or PostgreSQL through sqlx's `Any` driver. All
-//! statements are built once in [`sql`]; the backends differ only in dialect, migrations and
-//! connection settings. Writes go through one group-commit writer ([`writer`]): a request is
-//! answered only after the transaction holding its write is durable.
+//! Persistence over SQLite (the embedded default) or PostgreSQL: Graph's hot reads through each
+//! backend's own driver ([`reads`]), the rest through sqlx's `Any` driver. All statements are
+//! built once in [`sql`]; the backends differ only in dialect, migrations and connection settings.
+//! Writes go through one group-commit writer ([`writer`]): a request is answered only after the
+//! transaction holding its write is durable.
 
 mod analytics;
 mod apply;
@@ -97,7 +98,9 @@ pub enum Durability {
 /// database that several nodes share.
 enum Backend {
     Embedded(Embedded),
-    Shared,
+    /// Graph's hot reads through sqlx's PostgreSQL driver itself (rows decoded natively, not
+    /// converted for the `Any` driver first).
+    Shared(sqlx::PgPool),
 }
 
 /// What only an embedded SQLite file has: one server owns the file, so entities can be cached by
@@ -133,7 +136,7 @@ impl Store {
     fn cache(&self) -> Option<&cache::EntityCache> {
         match &self.backend {
             Backend::Embedded(embedded) => Some(&embedded.cache),
-            Backend::Shared => None,
+            Backend::Shared(_) => None,
         }
     }
 

@@ -144,11 +144,30 @@ impl Store {
                     ))),
                 })
             }
-            Dialect::Postgres => Backend::Shared,
+            Dialect::Postgres => {
+                // The hot reads take most of the read connections; the `Any` pool above keeps
+                // a few for everything else (analytics, exports, bookkeeping).
+                let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+                let lock_wait = pragmas(READER_LOCK_WAIT_MS);
+                let native = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(reader_count.max(1))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .after_connect(move |connection, _| {
+                        let lock_wait = lock_wait.clone();
+                        Box::pin(async move {
+                            sqlx::raw_sql(sqlx::AssertSqlSafe(lock_wait.to_string()))
+                                .execute(&mut *connection)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy_with(options);
+                Backend::Shared(native)
+            }
         };
         let cache = match &backend {
             Backend::Embedded(embedded) => Some(embedded.cache.clone()),
-            Backend::Shared => None,
+            Backend::Shared(_) => None,
         };
         let inbox = Arc::new(Mutex::new(receiver));
         let health = Arc::new(health::Health::default());

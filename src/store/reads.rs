@@ -1,5 +1,5 @@
 //! Read statements run and decoded the same way on both backends: a [`Decode`] turns any
-//! driver's row ([`Cells`]) into a value; the embedded file runs it on its native readers.
+//! driver's row ([`Cells`]) into a value; each backend runs it through its own driver.
 
 use sea_query::{Value as SqlValue, Values};
 
@@ -73,14 +73,6 @@ fn sqlite_rows<D: Decode>(
 }
 
 impl Store {
-    /// The embedded file's native readers, if this store has them.
-    fn sqlite_readers(&self) -> Option<&std::sync::Arc<SqliteReaders>> {
-        match &self.backend {
-            Backend::Embedded(embedded) => Some(&embedded.readers),
-            Backend::Shared => None,
-        }
-    }
-
     /// A read statement's rows, decoded, within the request's deadline (see [`Store::bounded`]).
     pub(super) fn read_decoded<D: Decode>(
         &self,
@@ -88,9 +80,11 @@ impl Store {
         decoder: D,
     ) -> impl Future<Output = Result<Vec<D::Out>, StoreError>> + Send + '_ {
         // Converted before the future: sea-query's values are not Send.
-        let work = match self.sqlite_readers() {
-            Some(readers) => Either::Native(readers.clone(), sql, parameters(values)),
-            None => Either::Pooled(super::sql::bind(sql, values)),
+        let work = match &self.backend {
+            Backend::Embedded(embedded) => {
+                Either::Native(embedded.readers.clone(), sql, parameters(values))
+            }
+            Backend::Shared(pool) => Either::Postgres(pool.clone(), postgres_query(sql, values)),
         };
         async move {
             match work {
@@ -100,9 +94,9 @@ impl Store {
                     }))
                     .await
                 }
-                Either::Pooled(query) => {
+                Either::Postgres(pool, query) => {
                     let rows = self
-                        .bounded(async { Ok(query.fetch_all(&self.readers).await?) })
+                        .bounded(async move { Ok(query.fetch_all(&pool).await?) })
                         .await?;
                     rows.iter().map(|row| decoder.decode(row)).collect()
                 }
@@ -121,10 +115,27 @@ impl Store {
     }
 }
 
-/// Where a read runs: the embedded file's native readers, or the shared pool.
+type PgQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Where a read runs: the embedded file's native readers, or PostgreSQL's native pool.
 enum Either {
     Native(std::sync::Arc<SqliteReaders>, String, Vec<Parameter>),
-    Pooled(sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>),
+    Postgres(sqlx::PgPool, PgQuery),
+}
+
+/// A built statement bound for PostgreSQL's own driver (the SQL text only ever comes from
+/// sea-query). A null is bound as text, as the `Any` binding does.
+fn postgres_query(sql: String, values: Values) -> PgQuery {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for parameter in parameters(values) {
+        query = match parameter {
+            Parameter::Null => query.bind(None::<String>),
+            Parameter::Integer(number) => query.bind(number),
+            Parameter::Text(text) => query.bind(text),
+            Parameter::Boolean(flag) => query.bind(flag),
+        };
+    }
+    query
 }
 
 /// A single integer column (counts).
