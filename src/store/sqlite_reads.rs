@@ -99,8 +99,9 @@ impl SqliteReaders {
     }
 
     /// Runs `work` on a pooled connection: first right here on the async worker within a small
-    /// budget (most reads of Graph's hot paths fit; no thread hop at all), else, stopped at the
-    /// budget, again from the start on a blocking thread without one. Dropping the returned
+    /// budget and without waiting for locks (most reads of Graph's hot paths fit; no thread hop
+    /// at all), else, stopped at the budget or failed, again from the start on a blocking thread
+    /// without either limit. Dropping the returned
     /// future there (the request's deadline) interrupts the statement. The connection goes back
     /// to the pool unless the work failed (then it is closed; the next read opens another).
     pub async fn read<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
@@ -118,16 +119,22 @@ impl SqliteReaders {
             })?
             .map_err(|_| StoreError::Internal(anyhow::anyhow!("the readers are closed")))?;
         let reader = self.take()?;
+        // Never wait for a lock here: a file another process holds would stall the worker for
+        // the whole lock wait. Any failure is judged again on the blocking thread, which waits.
+        reader.connection.busy_timeout(std::time::Duration::ZERO)?;
         reader.budget.store(INLINE_CHECKS, Ordering::Relaxed);
         let inline = work(&reader.connection);
         let over_budget = reader.budget.load(Ordering::Relaxed) < 0;
         reader.budget.store(i32::MAX, Ordering::Relaxed);
-        if !over_budget {
-            if inline.is_ok() {
-                lock(&self.idle).push(reader);
-            }
+        if !over_budget && inline.is_ok() {
+            lock(&self.idle).push(reader);
             return inline;
         }
+        reader
+            .connection
+            .busy_timeout(std::time::Duration::from_millis(u64::from(
+                READER_LOCK_WAIT_MS,
+            )))?;
         let interrupt: Interrupt = Arc::default();
         let guard = InterruptOnDrop(interrupt.clone());
         let readers = self.clone();
