@@ -82,19 +82,19 @@ impl Store {
         // Converted before the future: sea-query's values are not Send.
         let work = match &self.backend {
             Backend::Embedded(embedded) => {
-                Either::Native(embedded.readers.clone(), sql, parameters(values))
+                ReadOn::Sqlite(embedded.readers.clone(), sql, parameters(values))
             }
-            Backend::Shared(pool) => Either::Postgres(pool.clone(), postgres_query(sql, values)),
+            Backend::Shared(pool) => ReadOn::Postgres(pool.clone(), postgres_query(sql, values)),
         };
         async move {
             match work {
-                Either::Native(readers, sql, parameters) => {
+                ReadOn::Sqlite(readers, sql, parameters) => {
                     self.bounded(readers.read(move |connection| {
                         sqlite_rows(connection, &sql, &parameters, &decoder)
                     }))
                     .await
                 }
-                Either::Postgres(pool, query) => {
+                ReadOn::Postgres(pool, query) => {
                     let rows = self
                         .bounded(async move { Ok(query.fetch_all(&pool).await?) })
                         .await?;
@@ -117,9 +117,10 @@ impl Store {
 
 type PgQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-/// Where a read runs: the embedded file's native readers, or PostgreSQL's native pool.
-enum Either {
-    Native(std::sync::Arc<SqliteReaders>, String, Vec<Parameter>),
+/// Where a read runs, bound for it: the embedded file's native readers, or PostgreSQL's native
+/// pool.
+enum ReadOn {
+    Sqlite(std::sync::Arc<SqliteReaders>, String, Vec<Parameter>),
     Postgres(sqlx::PgPool, PgQuery),
 }
 
