@@ -19,21 +19,13 @@ import tempfile
 import urllib.parse
 import urllib.request
 
+# The same process and wrk helpers as the OData benchmark beside this file.
+from odata import run, wrk as timed
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = ROOT / "target" / "release" / "graphpilot"
 EVENTS = "/beta/deviceManagement/autopilotEvents"
 
-
-def run(*args, **kwargs):
-    return subprocess.run(args, check=True, text=True, capture_output=True, **kwargs).stdout
-
-
-def wrk(base, path, token, seconds):
-    env = dict(os.environ, BENCH_MODE="path", BENCH_PATH=path, BENCH_TOKEN=token)
-    out = run("wrk", "-t1", "-c1", f"-d{seconds}s", "-s", str(ROOT / "scripts/bench/wrk.lua"), base, env=env)
-    rps, p50, p99, non2xx, socket = re.search(r"^RESULT (\S+) (\S+) (\S+) (\S+) (\S+)", out, re.M).groups()
-    assert non2xx == "0" and socket == "0", out
-    return int(p50) / 1000, int(p99) / 1000
 
 
 def main():
@@ -91,8 +83,8 @@ def main():
             request = urllib.request.Request(f"{base}{EVENTS}/$count?$filter={quoted}",
                                              headers={"Authorization": f"Bearer {token}"})
             matches = int(urllib.request.urlopen(request).read())
-            count = wrk(base, f"{EVENTS}/$count?$filter={quoted}", token, args.seconds)
-            page = wrk(base, f"{EVENTS}?$filter={quoted}&$top=50", token, args.seconds)
+            count = timed(base, f"{EVENTS}/$count?$filter={quoted}", token, args.seconds)[1:]
+            page = timed(base, f"{EVENTS}?$filter={quoted}&$top=50", token, args.seconds)[1:]
             rows.append(f"| `{text}` | {matches:,} | {count[0]:.2f} | {count[1]:.2f} | {page[0]:.2f} | {page[1]:.2f} |")
             print(rows[-1], file=sys.stderr)
     finally:
