@@ -10,6 +10,15 @@ use super::sql::{self, Dialect};
 use super::transaction::Tx;
 use super::{LoadKind, Store, StoreError};
 
+/// The rollup of event counts (migrations/sqlite/0011) counted again from the events, as the
+/// migration first filled it; run before its triggers come back after a load.
+const RECOUNT: &str = "DELETE FROM autopilot_event_counts; \
+    INSERT INTO autopilot_event_counts \
+    SELECT tenant_id, event_date_time / 864000000000, deployment_state, enrollment_type, \
+        device_setup_status, account_setup_status, deployment_profile_display_name, \
+        esp_configuration_display_name, os_version, count(*) \
+    FROM autopilot_events GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9";
+
 impl Store {
     /// Prepares a bulk load: when the tables are empty, their indexes are
     /// dropped (their definitions kept in `graphpilot_deferred_indexes`) so the load does not
@@ -34,8 +43,9 @@ impl Store {
         // Unique ones too: while both tables are empty no key can clash with existing rows, keys
         // are random GUIDs, and the rebuild checks uniqueness anyway. The tables themselves then
         // grow by appends only.
+        // The rollup's triggers too: [`Store::finish_bulk_load`] counts the loaded rows at once.
         let indexes = sqlx::query(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' \
+            "SELECT name, sql, type FROM sqlite_master WHERE type IN ('index', 'trigger') \
              AND tbl_name IN ('autopilot_events', 'policy_status_details') AND sql IS NOT NULL",
         )
         .fetch_all(transaction.connection())
@@ -43,13 +53,18 @@ impl Store {
         for index in &indexes {
             let name: String = index.try_get(0)?;
             let definition: String = index.try_get(1)?;
+            let kind = if index.try_get::<String, _>(2)? == "trigger" {
+                "TRIGGER"
+            } else {
+                "INDEX"
+            };
             sqlx::query("INSERT INTO graphpilot_deferred_indexes (name, definition) VALUES (?, ?)")
                 .bind(&name)
                 .bind(definition)
                 .execute(transaction.connection())
                 .await?;
             // Index names come from our own schema, never from input.
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP INDEX \"{name}\"")))
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP {kind} \"{name}\"")))
                 .execute(transaction.connection())
                 .await?;
         }
@@ -76,8 +91,13 @@ impl Store {
         let deferred = sqlx::query("SELECT name, definition FROM graphpilot_deferred_indexes")
             .fetch_all(&mut *transaction)
             .await?;
+        let mut recount = false;
         for index in &deferred {
             let definition: String = index.try_get(1)?;
+            if definition.starts_with("CREATE TRIGGER") && !recount {
+                recount = true;
+                sqlx::raw_sql(RECOUNT).execute(&mut *transaction).await?;
+            }
             sqlx::raw_sql(sqlx::AssertSqlSafe(definition))
                 .execute(&mut *transaction)
                 .await?;

@@ -5,6 +5,7 @@ mod admin;
 mod analytics;
 mod auth;
 mod batch;
+mod counts;
 mod crud;
 mod dashboard;
 mod details;

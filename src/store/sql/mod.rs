@@ -11,6 +11,7 @@ use sqlx::{Any, AssertSqlSafe, any::AnyArguments, query::Query as SqlxQuery};
 pub mod analytics;
 mod filter;
 mod keyset;
+pub mod rollup;
 
 use keyset::keyset_after;
 pub use keyset::{SortKeys, sort_keys};
@@ -360,6 +361,11 @@ impl Dialect {
         collection: &Collection,
         filter: Option<&Predicate>,
     ) -> (String, Values) {
+        if let Collection::Events = collection
+            && let Some(statement) = self.count_from_rollup(tenant, filter)
+        {
+            return statement;
+        }
         let mut condition = collection.scope(tenant);
         if let Some(filter) = filter {
             condition = condition.add(self.lower(filter));
