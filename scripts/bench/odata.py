@@ -37,6 +37,8 @@ def run(*args, **kwargs):
 
 
 def wrk(base, path, token, seconds):
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: the benchmarks time requests with it (Debian: apt-get install wrk)")
     env = dict(os.environ, BENCH_MODE="path", BENCH_PATH=path, BENCH_TOKEN=token)
     out = run("wrk", "-t1", "-c1", f"-d{seconds}s", "-s", str(ROOT / "scripts/bench/wrk.lua"), base, env=env)
     rps, p50, p99, non2xx, socket = re.search(r"^RESULT (\S+) (\S+) (\S+) (\S+) (\S+)", out, re.M).groups()
