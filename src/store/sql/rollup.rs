@@ -201,3 +201,54 @@ impl Dialect {
         Some((sql, values))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str) -> Column {
+        Column::find(&crate::model::AUTOPILOT_EVENT, name).unwrap()
+    }
+
+    fn time(op: CompareOp, ticks: i64) -> Predicate {
+        Predicate::Compare(
+            op,
+            Operand::Column(column("eventDateTime")),
+            Operand::Value(Scalar::Integer(ticks)),
+        )
+    }
+
+    #[test]
+    fn a_midnight_bound_needs_no_edge_day_and_any_other_instant_makes_its_day_one() {
+        let midnight = 739_000 * TICKS_PER_DAY;
+        let at_midnight = split(&time(CompareOp::Ge, midnight)).unwrap();
+        assert!(at_midnight.edges.is_empty());
+        let later = split(&Predicate::And(vec![
+            time(CompareOp::Gt, midnight),
+            time(CompareOp::Lt, midnight + 5 * TICKS_PER_DAY + 1),
+        ]))
+        .unwrap();
+        assert_eq!(later.edges, vec![739_000, 739_005]);
+    }
+
+    #[test]
+    fn filters_on_columns_the_rollup_does_not_keep_are_not_answered_from_it() {
+        let duration = Predicate::Compare(
+            CompareOp::Gt,
+            Operand::Column(column("deploymentTotalDuration")),
+            Operand::Value(Scalar::Integer(1)),
+        );
+        assert_eq!(split(&duration), None);
+        let inside_or = Predicate::Or(vec![
+            time(CompareOp::Ge, 5),
+            Predicate::Not(Box::new(duration)),
+        ]);
+        assert_eq!(split(&inside_or), None);
+        let too_many_days = Predicate::Or(
+            (0..=MAX_EDGE_DAYS as i64)
+                .map(|day| time(CompareOp::Eq, day * TICKS_PER_DAY + 7))
+                .collect(),
+        );
+        assert_eq!(split(&too_many_days), None);
+    }
+}
