@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use sqlx::AnyConnection;
 use tokio::sync::mpsc;
 
+use super::bound::Bound;
 use super::cache::EntityCache;
-use super::sql::{self, Dialect, NewRow, Target};
+use super::session::Session;
+use super::sql::{Dialect, NewRow, Target};
 use super::{LoadKind, StoreError, StoredEntity};
 use crate::model::{
     AUTOPILOT_EVENT, Deployment, Entity, EntitySchema, POLICY_STATUS_DETAIL, PatchBody,
-    decode_stored,
 };
 
 /// Rows per multi-row INSERT of a bulk load: under SQLite's 32,766 bound parameters.
@@ -94,7 +94,7 @@ impl Written {
 
 pub(super) async fn apply(
     dialect: Dialect,
-    connection: &mut AnyConnection,
+    connection: &mut impl Session,
     cache: Option<&EntityCache>,
     op: &WriteOp,
 ) -> Result<Written, StoreError> {
@@ -141,8 +141,16 @@ pub(super) async fn apply(
             patch,
             if_match,
         } => {
-            // Without If-Match a write lost to another node's concurrent one is simply redone on
-            // the newer version; with If-Match it is a 412.
+            let schema = target.schema();
+            // Without If-Match the patch applies to whatever version is current: one statement,
+            // which also returns the entity as it now is.
+            let Some(if_match) = if_match else {
+                let statement = dialect.update(tenant, target, &patch.changes, None, &new_etag());
+                return match connection.stored(statement.into(), schema).await? {
+                    Some(stored) => Ok(Written::Entity(stored)),
+                    None => Err(StoreError::NotFound),
+                };
+            };
             for attempt in 0..10 {
                 // The cached version saves a read; if it is stale the conditional UPDATE below
                 // changes nothing and the next attempt reads the row.
@@ -154,36 +162,25 @@ pub(super) async fn apply(
                     Some(current) => current,
                     None => select_one(dialect, connection, tenant, target).await?,
                 };
-                if let Err(failed) = check_precondition(if_match.as_ref(), &current.etag) {
+                if let Err(failed) = check_precondition(Some(if_match), &current.etag) {
                     // Only the database's version may refuse a precondition.
                     if from_cache {
                         continue;
                     }
                     return Err(failed);
                 }
-                let schema = target.schema();
-                let mut entity = decode_stored(schema, &current.body)
-                    .map_err(|reason| anyhow::anyhow!("stored entity is unreadable: {reason}"))?;
-                patch.apply(&mut entity);
-                let etag = new_etag();
-                let (statement, values) = dialect.update(
+                let statement = dialect.update(
                     tenant,
                     target,
-                    &entity,
-                    &patch.positions(),
-                    &current.etag,
-                    &etag,
+                    &patch.changes,
+                    Some(&current.etag),
+                    &new_etag(),
                 );
-                let result = sql::bind(statement, values)
-                    .execute(&mut *connection)
-                    .await?;
-                if result.rows_affected() == 1 {
-                    return Ok(Written::Entity(StoredEntity {
-                        etag,
-                        body: entity.to_json(schema).into(),
-                    }));
+                if let Some(stored) = connection.stored(statement.into(), schema).await? {
+                    return Ok(Written::Entity(stored));
                 }
-                if if_match.is_some() && !from_cache {
+                // Changed (or deleted) since that version was read, by another node.
+                if !from_cache {
                     return Err(StoreError::PreconditionFailed);
                 }
             }
@@ -205,16 +202,12 @@ pub(super) async fn apply(
                 check_precondition(if_match.as_ref(), &current.etag)?;
                 // The event row first, then its details: the lock order every writer follows.
                 let (statement, values) = dialect.delete(tenant, target, &current.etag);
-                let result = sql::bind(statement, values)
-                    .execute(&mut *connection)
-                    .await?;
-                if result.rows_affected() == 0 {
+                if connection.execute((statement, values).into()).await? == 0 {
                     continue;
                 }
                 if let Target::Event { id } = target {
-                    let (statement, values) = dialect.delete_details_of(tenant, id);
-                    sql::bind(statement, values)
-                        .execute(&mut *connection)
+                    connection
+                        .execute(dialect.delete_details_of(tenant, id).into())
                         .await?;
                 }
                 return Ok(Written::Entity(current));
@@ -240,12 +233,12 @@ pub(super) async fn apply(
 /// on a blocking thread while the previous one executes, so building and SQLite overlap.
 pub(super) async fn bulk_insert(
     dialect: Dialect,
-    connection: &mut AnyConnection,
+    connection: &mut impl Session,
     tenant: &str,
     deployments: &Arc<Vec<Deployment>>,
     kind: LoadKind,
 ) -> Result<(), StoreError> {
-    let (statements, mut ready) = mpsc::channel::<BoundQuery>(2);
+    let (statements, mut ready) = mpsc::channel::<Bound>(2);
     let builder = {
         let deployments = deployments.clone();
         let tenant = tenant.to_string();
@@ -253,8 +246,8 @@ pub(super) async fn bulk_insert(
             build_bulk_statements(dialect, &tenant, &deployments, kind, &statements)
         })
     };
-    while let Some(query) = ready.recv().await {
-        query.execute(&mut *connection).await?;
+    while let Some(statement) = ready.recv().await {
+        connection.execute(statement).await?;
     }
     builder
         .await
@@ -262,18 +255,15 @@ pub(super) async fn bulk_insert(
     Ok(())
 }
 
-/// A statement with its arguments bound, ready to execute.
-type BoundQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
-
 /// Sends the INSERT statements of a bulk load, events first; stops early if nobody listens.
 fn build_bulk_statements(
     dialect: Dialect,
     tenant: &str,
     deployments: &[Deployment],
     kind: LoadKind,
-    statements: &mpsc::Sender<BoundQuery>,
+    statements: &mpsc::Sender<Bound>,
 ) {
-    let send = |(statement, values)| statements.blocking_send(sql::bind(statement, values));
+    let send = |statement: (String, sea_query::Values)| statements.blocking_send(statement.into());
     let rows_statement = |schema, rows: &[NewRow<'_>]| match kind {
         LoadKind::Insert => dialect.insert(tenant, schema, rows),
         LoadKind::Upsert => dialect.upsert(tenant, schema, rows),
@@ -329,7 +319,7 @@ fn build_bulk_statements(
 /// Inserts one new entity with a fresh ETag, which it returns.
 async fn insert_one(
     dialect: Dialect,
-    connection: &mut AnyConnection,
+    connection: &mut impl Session,
     tenant: &str,
     schema: &EntitySchema,
     parent_event_id: Option<&str>,
@@ -341,9 +331,8 @@ async fn insert_one(
         entity,
         etag: &etag,
     };
-    let (statement, values) = dialect.insert(tenant, schema, &[row]);
-    sql::bind(statement, values)
-        .execute(&mut *connection)
+    connection
+        .execute(dialect.insert(tenant, schema, &[row]).into())
         .await?;
     Ok(etag)
 }
@@ -351,7 +340,7 @@ async fn insert_one(
 /// Inserts the details of one new event.
 async fn insert_details(
     dialect: Dialect,
-    connection: &mut AnyConnection,
+    connection: &mut impl Session,
     tenant: &str,
     event_id: &str,
     details: &[Entity],
@@ -370,9 +359,8 @@ async fn insert_details(
         })
         .collect();
     for chunk in rows.chunks(BULK_ROWS * 2) {
-        let (statement, values) = dialect.insert(tenant, &POLICY_STATUS_DETAIL, chunk);
-        sql::bind(statement, values)
-            .execute(&mut *connection)
+        connection
+            .execute(dialect.insert(tenant, &POLICY_STATUS_DETAIL, chunk).into())
             .await?;
     }
     Ok(())
@@ -380,16 +368,14 @@ async fn insert_details(
 
 pub(super) async fn select_one(
     dialect: Dialect,
-    connection: &mut AnyConnection,
+    connection: &mut impl Session,
     tenant: &str,
     target: &Target,
 ) -> Result<StoredEntity, StoreError> {
-    let (statement, values) = dialect.select_one(tenant, target);
-    let row = sql::bind(statement, values)
-        .fetch_optional(&mut *connection)
+    connection
+        .stored(dialect.select_one(tenant, target).into(), target.schema())
         .await?
-        .ok_or(StoreError::NotFound)?;
-    StoredEntity::from_row(&row, 0, target.schema())
+        .ok_or(StoreError::NotFound)
 }
 
 /// What an `If-Match` header asks of the stored version (RFC 9110 §13.1.1), parsed by the HTTP

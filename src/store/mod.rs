@@ -1,11 +1,13 @@
 //! Persistence over SQLite (the embedded default) or PostgreSQL: Graph's hot reads through each
 //! backend's own driver ([`reads`]), the rest through sqlx's `Any` driver. All statements are
 //! built once in [`sql`]; the backends differ only in dialect, migrations and connection settings.
-//! Writes go through one group-commit writer ([`writer`]): a request is answered only after the
-//! transaction holding its write is durable.
+//! Writes go through one group-commit writer ([`writer`], on SQLite through its own driver:
+//! [`sqlite_writes`]): a request is answered only after the transaction holding its write is
+//! durable.
 
 mod analytics;
 mod apply;
+mod bound;
 mod bulk;
 mod cache;
 mod entities;
@@ -16,10 +18,12 @@ mod loads;
 mod open;
 mod reads;
 mod rows;
+mod session;
 mod sessions;
 mod shared;
 pub mod sql;
 mod sqlite_reads;
+mod sqlite_writes;
 mod sync;
 mod transaction;
 mod writer;

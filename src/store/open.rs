@@ -10,6 +10,7 @@ use sqlx::Row;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use tokio::sync::{Mutex, mpsc};
 
+use super::session::PoolSessions;
 use super::{
     ACQUIRE_TIMEOUT, Backend, Dialect, Durability, Embedded, READER_LOCK_WAIT_MS, Store,
     WRITER_LOCK_WAIT_MS, bulk, cache, health, writer,
@@ -125,12 +126,17 @@ impl Store {
             .connect_with(options.clone())
             .await?;
         let (writes, receiver) = mpsc::channel(4096);
-        let backend = match dialect {
-            Dialect::Sqlite => {
-                let cache = Arc::new(cache::EntityCache::default());
-                let file = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+        let sqlite_file = match dialect {
+            Dialect::Sqlite => Some(
+                sqlx::sqlite::SqliteConnectOptions::from_str(url)?
                     .get_filename()
-                    .to_path_buf();
+                    .to_path_buf(),
+            ),
+            Dialect::Postgres => None,
+        };
+        let backend = match &sqlite_file {
+            Some(file) => {
+                let cache = Arc::new(cache::EntityCache::default());
                 Backend::Embedded(Embedded {
                     readers: Arc::new(super::sqlite_reads::SqliteReaders::new(
                         file.clone(),
@@ -139,12 +145,10 @@ impl Store {
                     )),
                     cache_watch: watch_other_writers(&options, cache.clone()).await?,
                     cache,
-                    bulk_loader: Arc::new(std::sync::Mutex::new(bulk::SqliteBulkLoader::new(
-                        &file,
-                    ))),
+                    bulk_loader: Arc::new(std::sync::Mutex::new(bulk::SqliteBulkLoader::new(file))),
                 })
             }
-            Dialect::Postgres => {
+            None => {
                 // The hot reads take most of the read connections; the `Any` pool above keeps
                 // a few for everything else (analytics, exports, bookkeeping).
                 let options: sqlx::postgres::PgConnectOptions = url.parse()?;
@@ -172,17 +176,35 @@ impl Store {
         let inbox = Arc::new(Mutex::new(receiver));
         let health = Arc::new(health::Health::default());
         let probe = health::spawn_probe(health.clone(), options.clone());
-        let writer_tasks = (0..writers)
-            .map(|_| {
-                tokio::spawn(writer::run(
-                    dialect,
-                    writer_pool.clone(),
-                    cache.clone(),
-                    health.clone(),
-                    inbox.clone(),
-                ))
-            })
-            .collect();
+        let writer_tasks = match &sqlite_file {
+            // SQLite's one writer runs on a thread of its own, through SQLite's own driver.
+            Some(file) => {
+                let sessions = super::sqlite_writes::SqliteWrites::new(
+                    file.clone(),
+                    pragmas(WRITER_LOCK_WAIT_MS).to_string(),
+                );
+                let runtime = tokio::runtime::Handle::current();
+                let (cache, health, inbox) = (cache.clone(), health.clone(), inbox.clone());
+                vec![tokio::task::spawn_blocking(move || {
+                    runtime.block_on(writer::run(dialect, sessions, cache, health, inbox))
+                })]
+            }
+            None => (0..writers)
+                .map(|_| {
+                    let sessions = PoolSessions {
+                        pool: writer_pool.clone(),
+                        dialect,
+                    };
+                    tokio::spawn(writer::run(
+                        dialect,
+                        sessions,
+                        cache.clone(),
+                        health.clone(),
+                        inbox.clone(),
+                    ))
+                })
+                .collect(),
+        };
         let store = Store {
             backend,
             dialect,

@@ -1,8 +1,9 @@
 //! Read statements run and decoded the same way on both backends: a [`Decode`] turns any
 //! driver's row ([`Cells`]) into a value; each backend runs it through its own driver.
 
-use sea_query::{Value as SqlValue, Values};
+use sea_query::Values;
 
+use super::bound::{Bound, PgQuery};
 use super::rows::Cells;
 use super::sqlite_reads::SqliteReaders;
 use super::{Backend, Store, StoreError};
@@ -13,57 +14,14 @@ pub(super) trait Decode: Send + Sync + 'static {
     fn decode(&self, row: &impl Cells) -> Result<Self::Out, StoreError>;
 }
 
-/// A bound value of a built statement, owned and `Send` (sea-query's are not).
-#[derive(Clone, Debug)]
-enum Parameter {
-    Null,
-    Integer(i64),
-    Text(String),
-    Boolean(bool),
-}
-
-fn parameters(values: Values) -> Vec<Parameter> {
-    values
-        .into_iter()
-        .map(|value| match value {
-            SqlValue::Bool(flag) => flag.map_or(Parameter::Null, Parameter::Boolean),
-            SqlValue::BigInt(number) => number.map_or(Parameter::Null, Parameter::Integer),
-            SqlValue::Int(number) => {
-                number.map_or(Parameter::Null, |n| Parameter::Integer(i64::from(n)))
-            }
-            // LIMIT and OFFSET; the options parser keeps them within i64.
-            SqlValue::BigUnsigned(number) => number.map_or(Parameter::Null, |n| {
-                Parameter::Integer(i64::try_from(n).unwrap_or(i64::MAX))
-            }),
-            SqlValue::String(text) => {
-                text.map_or(Parameter::Null, |t| Parameter::Text(t.to_string()))
-            }
-            other => {
-                unreachable!("statements only bind booleans, integers and text, not {other:?}")
-            }
-        })
-        .collect()
-}
-
 /// Runs a statement on a native SQLite connection: prepared once per connection, bound, every
 /// row decoded where it lies.
 fn sqlite_rows<D: Decode>(
     connection: &rusqlite::Connection,
-    sql: &str,
-    parameters: &[Parameter],
+    statement: &Bound,
     decoder: &D,
 ) -> Result<Vec<D::Out>, StoreError> {
-    use rusqlite::types::{Null, ToSqlOutput};
-    let mut statement = connection.prepare_cached(sql)?;
-    for (position, parameter) in parameters.iter().enumerate() {
-        let bound = match parameter {
-            Parameter::Null => ToSqlOutput::from(Null),
-            Parameter::Integer(number) => ToSqlOutput::from(*number),
-            Parameter::Boolean(flag) => ToSqlOutput::from(i64::from(*flag)),
-            Parameter::Text(text) => ToSqlOutput::from(text.as_str()),
-        };
-        statement.raw_bind_parameter(position + 1, bound)?;
-    }
+    let mut statement = statement.prepare_sqlite(connection)?;
     let mut rows = statement.raw_query();
     let mut decoded = Vec::new();
     while let Some(row) = rows.next()? {
@@ -80,18 +38,18 @@ impl Store {
         decoder: D,
     ) -> impl Future<Output = Result<Vec<D::Out>, StoreError>> + Send + '_ {
         // Converted before the future: sea-query's values are not Send.
+        let statement = Bound::from((sql, values));
         let work = match &self.backend {
-            Backend::Embedded(embedded) => {
-                ReadOn::Sqlite(embedded.readers.clone(), sql, parameters(values))
-            }
-            Backend::Shared(pool) => ReadOn::Postgres(pool.clone(), postgres_query(sql, values)),
+            Backend::Embedded(embedded) => ReadOn::Sqlite(embedded.readers.clone(), statement),
+            Backend::Shared(pool) => ReadOn::Postgres(pool.clone(), statement.postgres()),
         };
         async move {
             match work {
-                ReadOn::Sqlite(readers, sql, parameters) => {
-                    self.bounded(readers.read(move |connection| {
-                        sqlite_rows(connection, &sql, &parameters, &decoder)
-                    }))
+                ReadOn::Sqlite(readers, statement) => {
+                    self.bounded(
+                        readers
+                            .read(move |connection| sqlite_rows(connection, &statement, &decoder)),
+                    )
                     .await
                 }
                 ReadOn::Postgres(pool, query) => {
@@ -115,28 +73,11 @@ impl Store {
     }
 }
 
-type PgQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
-
 /// Where a read runs, bound for it: the embedded file's native readers, or PostgreSQL's native
 /// pool.
 enum ReadOn {
-    Sqlite(std::sync::Arc<SqliteReaders>, String, Vec<Parameter>),
+    Sqlite(std::sync::Arc<SqliteReaders>, Bound),
     Postgres(sqlx::PgPool, PgQuery),
-}
-
-/// A built statement bound for PostgreSQL's own driver (the SQL text only ever comes from
-/// sea-query). A null is bound as text, as the `Any` binding does.
-fn postgres_query(sql: String, values: Values) -> PgQuery {
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for parameter in parameters(values) {
-        query = match parameter {
-            Parameter::Null => query.bind(None::<String>),
-            Parameter::Integer(number) => query.bind(number),
-            Parameter::Text(text) => query.bind(text),
-            Parameter::Boolean(flag) => query.bind(flag),
-        };
-    }
-    query
 }
 
 /// A single integer column (counts).
@@ -153,6 +94,7 @@ impl Decode for Integer {
 mod tests {
     use super::*;
     use crate::odata::{Column, SortDirection, bind_filter};
+    use crate::store::bound::Parameter;
     use crate::store::{Collection, Dialect, Durability, Listing};
 
     /// A cached statement SQLite must re-plan at every execution costs a parse and a plan each
@@ -190,21 +132,10 @@ mod tests {
             Dialect::Sqlite.select_page("t", &listing),
             Dialect::Sqlite.count("t", &collection, Some(&filter)),
         ] {
-            let parameters = parameters(values);
+            let mut bound = Bound::from((sql.clone(), values));
             for tenant in ["t", "u", "t"] {
-                let mut statement = connection.prepare_cached(&sql).unwrap();
-                for (position, parameter) in parameters.iter().enumerate() {
-                    let bound = match parameter {
-                        Parameter::Text(_) if position == 0 => {
-                            rusqlite::types::Value::from(tenant.to_string())
-                        }
-                        Parameter::Text(text) => rusqlite::types::Value::from(text.clone()),
-                        Parameter::Integer(number) => rusqlite::types::Value::from(*number),
-                        Parameter::Boolean(flag) => rusqlite::types::Value::from(*flag),
-                        Parameter::Null => rusqlite::types::Value::Null,
-                    };
-                    statement.raw_bind_parameter(position + 1, bound).unwrap();
-                }
+                bound.parameters[0] = Parameter::Text(Some(tenant.to_string()));
+                let mut statement = bound.prepare_sqlite(&connection).unwrap();
                 let mut rows = statement.raw_query();
                 while rows.next().unwrap().is_some() {}
                 drop(rows);

@@ -304,7 +304,7 @@ impl Store {
         if !changed.is_empty() {
             bulk_insert(
                 self.dialect,
-                tx.connection(),
+                &mut tx,
                 tenant,
                 &Arc::new(changed),
                 LoadKind::Upsert,

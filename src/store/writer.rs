@@ -7,15 +7,14 @@ use std::sync::Arc;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::apply::{WriteOp, Written, apply, lock_key, select_one};
 use super::cache::EntityCache;
 use super::error::{FailureKind, kind_of};
 use super::health::Health;
+use super::session::{Session, Sessions};
 use super::sql::{Dialect, Target};
-use super::transaction::Tx;
 use super::{StoreError, StoredEntity};
 
 /// The most writes one transaction takes.
@@ -65,9 +64,9 @@ pub enum Message {
 /// A writer's loop. Several writers may share one inbox (PostgreSQL takes concurrent writers;
 /// SQLite has one): each drains a batch while holding the inbox, then commits it on its own
 /// connection while the next writer drains the next batch.
-pub async fn run(
+pub async fn run<S: Sessions>(
     dialect: Dialect,
-    pool: AnyPool,
+    sessions: S,
     cache: Option<Arc<EntityCache>>,
     health: Arc<Health>,
     inbox: Arc<tokio::sync::Mutex<mpsc::Receiver<Message>>>,
@@ -91,7 +90,7 @@ pub async fn run(
             }
         }
         if !jobs.is_empty() {
-            commit_batch(dialect, &pool, cache.as_deref(), &health, jobs).await;
+            commit_batch(dialect, &sessions, cache.as_deref(), &health, jobs).await;
         }
         if let Some(stopped) = stop {
             let _ = stopped.send(());
@@ -100,9 +99,9 @@ pub async fn run(
     }
 }
 
-async fn commit_batch(
+async fn commit_batch<S: Sessions>(
     dialect: Dialect,
-    pool: &AnyPool,
+    sessions: &S,
     cache: Option<&EntityCache>,
     health: &Health,
     jobs: Vec<WriteJob>,
@@ -110,7 +109,7 @@ async fn commit_batch(
     // The database is known to be down: refuse at once rather than wait for a connection.
     let waited = std::time::Instant::now();
     let begun = match health.check() {
-        Ok(()) => Tx::begin(pool, dialect).await,
+        Ok(()) => sessions.begin().await,
         Err(down) => Err(down),
     };
     metrics::histogram!("graphpilot_writer_connection_wait_seconds")
@@ -143,7 +142,7 @@ async fn commit_batch(
     let committing = std::time::Instant::now();
     // Pages that splice cached entities stand aside until the cache has learned the outcome.
     let writing = cache.map(EntityCache::writing);
-    let outcomes = batch_outcomes(dialect, pool, cache, health, transaction, &ops).await;
+    let outcomes = batch_outcomes(dialect, sessions, cache, health, transaction, &ops).await;
     metrics::histogram!("graphpilot_write_batch_size").record(ops.len() as f64);
     metrics::histogram!("graphpilot_write_commit_duration_seconds")
         .record(committing.elapsed().as_secs_f64());
@@ -181,21 +180,21 @@ async fn commit_batch(
 
 /// Commits a batch and returns each write's outcome: a write is `Ok` only if the transaction
 /// holding it committed.
-async fn batch_outcomes(
+async fn batch_outcomes<S: Sessions>(
     dialect: Dialect,
-    pool: &AnyPool,
+    sessions: &S,
     cache: Option<&EntityCache>,
     health: &Health,
-    transaction: Tx,
+    transaction: S::Session,
     ops: &[WriteOp],
 ) -> Vec<Result<Written, StoreError>> {
-    match apply_with_retries(dialect, pool, cache, Some(transaction), ops).await {
+    match apply_with_retries(dialect, sessions, cache, Some(transaction), ops).await {
         Ok(outcomes) => outcomes,
         // The connection broke while COMMIT was under way: it may or may not have committed.
         // Look at the rows it wrote to tell, so that the answer is the truth either way.
         Err(BatchFailure::InDoubt { outcomes, error }) => {
             health.observe(&error);
-            match committed(dialect, pool, ops, &outcomes).await {
+            match committed(dialect, sessions, ops, &outcomes).await {
                 Some(true) => {
                     tracing::warn!(
                         writes = ops.len(),
@@ -223,7 +222,7 @@ async fn batch_outcomes(
             for op in ops {
                 let single = std::slice::from_ref(op);
                 outcomes.push(
-                    match apply_with_retries(dialect, pool, cache, None, single).await {
+                    match apply_with_retries(dialect, sessions, cache, None, single).await {
                         Ok(mut outcome) => outcome.remove(0),
                         Err(failure) => {
                             let error = failure.into_store_error();
@@ -270,9 +269,9 @@ fn error_message(error: &StoreError) -> String {
 /// Whether a batch whose COMMIT lost its connection had committed, read from the rows it wrote
 /// (every write leaves a fresh random ETag, or removes a row); `None` if the database does not
 /// answer before the request deadline (or, outside a request, within a minute).
-async fn committed(
+async fn committed<S: Sessions>(
     dialect: Dialect,
-    pool: &AnyPool,
+    sessions: &S,
     ops: &[WriteOp],
     outcomes: &[Result<Written, StoreError>],
 ) -> Option<bool> {
@@ -311,8 +310,10 @@ async fn committed(
         .unwrap_or_else(|| std::time::Instant::now() + std::time::Duration::from_secs(60));
     while std::time::Instant::now() < until {
         let read = async {
-            let mut connection = pool.acquire().await?;
-            select_one(dialect, &mut connection, tenant, &target).await
+            let mut session = sessions.begin().await?;
+            let stored = select_one(dialect, &mut session, tenant, &target).await;
+            session.rollback().await;
+            stored
         };
         let remaining = until.saturating_duration_since(std::time::Instant::now());
         match tokio::time::timeout(remaining, read).await {
@@ -403,19 +404,19 @@ impl From<StoreError> for BatchFailure {
 
 /// [`apply_all`] (in `transaction` if one is open already), run again (up to three more times)
 /// when the database aborted it for a deadlock or a serialization conflict with another writer.
-async fn apply_with_retries(
+async fn apply_with_retries<S: Sessions>(
     dialect: Dialect,
-    pool: &AnyPool,
+    sessions: &S,
     cache: Option<&EntityCache>,
-    transaction: Option<Tx>,
+    transaction: Option<S::Session>,
     ops: &[WriteOp],
 ) -> Result<Vec<Result<Written, StoreError>>, BatchFailure> {
-    let mut attempt = apply_all(dialect, pool, cache, transaction, ops).await;
+    let mut attempt = apply_all(dialect, sessions, cache, transaction, ops).await;
     for _ in 0..3 {
         if !matches!(attempt, Err(BatchFailure::Retryable(_))) {
             break;
         }
-        attempt = apply_all(dialect, pool, cache, None, ops).await;
+        attempt = apply_all(dialect, sessions, cache, None, ops).await;
     }
     attempt
 }
@@ -424,22 +425,22 @@ async fn apply_with_retries(
 /// concurrent writers on PostgreSQL always lock rows in the same order. No savepoints: the
 /// failures a write expects (404, 412) are found before it changes anything, so the others can
 /// commit; any other failure fails the batch.
-async fn apply_all(
+async fn apply_all<S: Sessions>(
     dialect: Dialect,
-    pool: &AnyPool,
+    sessions: &S,
     cache: Option<&EntityCache>,
-    transaction: Option<Tx>,
+    transaction: Option<S::Session>,
     ops: &[WriteOp],
 ) -> Result<Vec<Result<Written, StoreError>>, BatchFailure> {
     let mut transaction = match transaction {
         Some(transaction) => transaction,
-        None => Tx::begin(pool, dialect).await?,
+        None => sessions.begin().await?,
     };
     let mut order: Vec<usize> = (0..ops.len()).collect();
     order.sort_by_cached_key(|&index| lock_key(&ops[index]));
     let mut outcomes: Vec<Option<Result<Written, StoreError>>> = ops.iter().map(|_| None).collect();
     for index in order {
-        match apply(dialect, transaction.connection(), cache, &ops[index]).await {
+        match apply(dialect, &mut transaction, cache, &ops[index]).await {
             Ok(stored) => outcomes[index] = Some(Ok(stored)),
             Err(expected @ (StoreError::NotFound | StoreError::PreconditionFailed)) => {
                 outcomes[index] = Some(Err(expected));

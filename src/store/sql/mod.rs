@@ -214,16 +214,16 @@ impl Dialect {
         self.render(&statement)
     }
 
-    /// `UPDATE` of an entity's ETag and the typed columns at `changed` positions, only if
-    /// its ETag is still `expected_etag`. Untouched columns stay out of the statement, so indexes
-    /// on them are not rewritten.
+    /// `UPDATE` of an entity's ETag and the typed columns a PATCH sets (`changes`: schema
+    /// position and new value), only if its ETag is still `expected_etag` when one is given.
+    /// Untouched columns stay out of the statement, so indexes on them are not rewritten. Returns
+    /// the [`entity_columns`] as updated (no row: nothing matched).
     pub fn update(
         self,
         tenant: &str,
         target: &Target,
-        entity: &Entity,
-        changed: &[usize],
-        expected_etag: &str,
+        changes: &[(usize, Value)],
+        expected_etag: Option<&str>,
         new_etag: &str,
     ) -> (String, Values) {
         let schema = target.schema();
@@ -231,14 +231,17 @@ impl Dialect {
         statement
             .table(table(schema))
             .value(Alias::new("etag"), new_etag);
-        for &position in changed {
-            let property = &schema.properties[position];
-            statement.value(
-                Alias::new(property.column),
-                Expr::val(sql_value(&entity.values[position])),
-            );
+        for (position, value) in changes {
+            let property = &schema.properties[*position];
+            statement.value(Alias::new(property.column), Expr::val(sql_value(value)));
         }
-        statement.cond_where(target_condition(tenant, target).add(col("etag").eq(expected_etag)));
+        let mut condition = target_condition(tenant, target);
+        if let Some(expected) = expected_etag {
+            condition = condition.add(col("etag").eq(expected));
+        }
+        statement
+            .cond_where(condition)
+            .returning(Query::returning().columns(entity_columns(schema)));
         self.render(&statement)
     }
 
