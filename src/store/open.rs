@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, mpsc};
 use super::session::PoolSessions;
 use super::{
     ACQUIRE_TIMEOUT, Backend, Dialect, Durability, Embedded, READER_LOCK_WAIT_MS, Store,
-    WRITER_LOCK_WAIT_MS, bulk, cache, health, writer,
+    WAL_CHECKPOINT_PAGES, WRITER_LOCK_WAIT_MS, bulk, cache, health, writer,
 };
 use super::{DEFAULT_READERS, DEFAULT_SQLITE_CACHE_MIB};
 
@@ -181,7 +181,10 @@ impl Store {
             Some(file) => {
                 let sessions = super::sqlite_writes::SqliteWrites::new(
                     file.clone(),
-                    pragmas(WRITER_LOCK_WAIT_MS).to_string(),
+                    format!(
+                        "{} PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES};",
+                        pragmas(WRITER_LOCK_WAIT_MS)
+                    ),
                 );
                 let runtime = tokio::runtime::Handle::current();
                 let (cache, health, inbox) = (cache.clone(), health.clone(), inbox.clone());
