@@ -5,8 +5,9 @@
 //!   its own acknowledged writes;
 //! - a reader fills an entry only if no write touched the cache since it began its database read
 //!   (a generation counter, checked under the same lock the writer takes);
-//! - commits by other processes (`graphpilot seed` beside a running server) are noticed through
-//!   SQLite's `data_version` and empty the cache within [`POLL_INTERVAL`].
+//! - commits by other connections (`graphpilot seed` beside a running server, another process)
+//!   are noticed through SQLite's `data_version` on the writer's own connection, which does not
+//!   count the writer's commits, and empty the cache within [`POLL_INTERVAL`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;

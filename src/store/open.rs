@@ -11,6 +11,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use tokio::sync::{Mutex, mpsc};
 
 use super::session::PoolSessions;
+use super::sqlite_writes::{OthersWatch, SqliteWrites};
 use super::{
     ACQUIRE_TIMEOUT, Backend, Dialect, Durability, Embedded, READER_LOCK_WAIT_MS, Store,
     WAL_CHECKPOINT_PAGES, WRITER_LOCK_WAIT_MS, bulk, cache, health, writer,
@@ -134,16 +135,27 @@ impl Store {
             ),
             Dialect::Postgres => None,
         };
+        let mut sqlite_writes = None;
         let backend = match &sqlite_file {
             Some(file) => {
                 let cache = Arc::new(cache::EntityCache::default());
+                let writes = SqliteWrites::new(
+                    file.clone(),
+                    format!(
+                        "{} PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES};",
+                        pragmas(WRITER_LOCK_WAIT_MS)
+                    ),
+                    cache.clone(),
+                );
+                let watch = writes.watch();
+                sqlite_writes = Some(writes);
                 Backend::Embedded(Embedded {
                     readers: Arc::new(super::sqlite_reads::SqliteReaders::new(
                         file.clone(),
                         reader_count,
                         sqlite_cache_mib,
                     )),
-                    cache_watch: watch_other_writers(&options, cache.clone()).await?,
+                    cache_watch: watch_other_writers(&options, watch, cache.clone()).await?,
                     cache,
                     bulk_loader: Arc::new(std::sync::Mutex::new(bulk::SqliteBulkLoader::new(file))),
                 })
@@ -176,16 +188,9 @@ impl Store {
         let inbox = Arc::new(Mutex::new(receiver));
         let health = Arc::new(health::Health::default());
         let probe = health::spawn_probe(health.clone(), options.clone());
-        let writer_tasks = match &sqlite_file {
+        let writer_tasks = match sqlite_writes {
             // SQLite's one writer runs on a thread of its own, through SQLite's own driver.
-            Some(file) => {
-                let sessions = super::sqlite_writes::SqliteWrites::new(
-                    file.clone(),
-                    format!(
-                        "{} PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES};",
-                        pragmas(WRITER_LOCK_WAIT_MS)
-                    ),
-                );
+            Some(sessions) => {
                 let runtime = tokio::runtime::Handle::current();
                 let (cache, health, inbox) = (cache.clone(), health.clone(), inbox.clone());
                 vec![tokio::task::spawn_blocking(move || {
@@ -292,11 +297,15 @@ async fn sqlite_migrations_lock(url: &str) -> anyhow::Result<Option<std::fs::Fil
     Ok(Some(file))
 }
 
-/// Empties the cache whenever another connection (another process) commits to the SQLite file:
-/// `PRAGMA data_version` changes for a connection when any other one commits. Our own writer's
-/// commits count too; the cache then simply refills.
+/// Empties the cache whenever another connection (another process) commits to the SQLite file.
+/// The writer's own connection tells ([`OthersWatch`]): its
+/// `PRAGMA data_version` changes only for others' commits. When it cannot tell (none open, or
+/// one busy past a poll, perhaps waiting for another process's lock), a connection of the
+/// watch's own decides: its `data_version` changes for every commit, the writer's too, so then
+/// the cache is emptied at any commit.
 async fn watch_other_writers(
     options: &AnyConnectOptions,
+    others: OthersWatch,
     cache: Arc<cache::EntityCache>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect_with(options).await?;
@@ -306,24 +315,38 @@ async fn watch_other_writers(
             .fetch_one(&mut connection)
             .await?,
     );
+    let others = Arc::new(others);
     Ok(tokio::spawn(async move {
         loop {
             tokio::time::sleep(cache::POLL_INTERVAL).await;
-            match sqlx::query("PRAGMA data_version")
+            let any_commit = match sqlx::query("PRAGMA data_version")
                 .fetch_one(&mut connection)
                 .await
             {
                 Ok(row) => {
                     let now = data_version(row);
-                    if now != last {
-                        last = now;
-                        cache.clear();
-                    }
+                    let changed = now != last;
+                    last = now;
+                    Ok(changed)
                 }
-                Err(error) => {
+                Err(error) => Err(error),
+            };
+            let others = others.clone();
+            let told =
+                tokio::task::spawn_blocking(move || others.others_committed(cache::POLL_INTERVAL))
+                    .await;
+            let clear = match (told, any_commit) {
+                (Ok(Ok(Some(others_committed))), _) => others_committed,
+                (_, Ok(any_commit)) => any_commit,
+                (_, Err(error)) => {
                     tracing::warn!(error = %error, "cannot watch for other writers; cache off");
-                    cache.clear();
+                    true
                 }
+            };
+            if clear {
+                metrics::counter!("graphpilot_entity_cache_clears_total", "cause" => "other_writer")
+                    .increment(1);
+                cache.clear();
             }
         }
     }))

@@ -166,6 +166,55 @@ async fn a_change_committed_by_another_process_is_served_within_a_second() {
     }
 }
 
+/// How often the entity cache was emptied because another connection committed, from /metrics.
+async fn cache_clears(app: &TestApp) -> f64 {
+    let text = app.get_own("/metrics").await.text().await.unwrap();
+    text.lines()
+        .filter(|line| line.starts_with("graphpilot_entity_cache_clears_total"))
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn the_servers_own_writes_keep_the_cache_and_another_process_commit_empties_it() {
+    let app = spawn_app().await;
+    if app.storage.database.is_some() {
+        return; // PostgreSQL has no entity cache: several nodes write.
+    }
+    let event = app.create_event(json!({"osVersion": "0"})).await;
+    let url = app.event_url(event["id"].as_str().unwrap());
+    // A second of the server's own writes, across several of the watch's polls.
+    let until = std::time::Instant::now() + Duration::from_millis(1200);
+    let mut n = 0;
+    while std::time::Instant::now() < until {
+        n += 1;
+        let patched = app
+            .request(reqwest::Method::PATCH, &url)
+            .json(&json!({"osVersion": n.to_string()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status(), 200);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.get_json(&url).await["osVersion"], n.to_string());
+    assert_eq!(
+        cache_clears(&app).await,
+        0.0,
+        "the server's own commits emptied its cache"
+    );
+    write_behind_the_servers_back(&app, "UPDATE autopilot_events SET os_version = 'outside'").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while app.get_json(&url).await["osVersion"] != "outside" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still served the old row after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(cache_clears(&app).await >= 1.0);
+}
+
 #[tokio::test]
 async fn if_match_is_judged_against_the_database_even_right_after_another_process_wrote() {
     let app = spawn_app().await;
