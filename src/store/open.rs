@@ -168,6 +168,8 @@ impl Store {
                 let native = sqlx::postgres::PgPoolOptions::new()
                     .max_connections(reader_count.max(1))
                     .acquire_timeout(ACQUIRE_TIMEOUT)
+                    // Not pinged before each read: reads retry on a connection found dead.
+                    .test_before_acquire(false)
                     .after_connect(move |connection, _| {
                         let lock_wait = lock_wait.clone();
                         Box::pin(async move {

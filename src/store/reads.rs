@@ -3,7 +3,7 @@
 
 use sea_query::Values;
 
-use super::bound::{Bound, PgQuery};
+use super::bound::Bound;
 use super::rows::Cells;
 use super::sqlite_reads::SqliteReaders;
 use super::{Backend, Store, StoreError};
@@ -41,7 +41,7 @@ impl Store {
         let statement = Bound::from((sql, values));
         let work = match &self.backend {
             Backend::Embedded(embedded) => ReadOn::Sqlite(embedded.readers.clone(), statement),
-            Backend::Shared(pool) => ReadOn::Postgres(pool.clone(), statement.postgres()),
+            Backend::Shared(pool) => ReadOn::Postgres(pool.clone(), statement),
         };
         async move {
             match work {
@@ -52,9 +52,9 @@ impl Store {
                     )
                     .await
                 }
-                ReadOn::Postgres(pool, query) => {
+                ReadOn::Postgres(pool, statement) => {
                     let rows = self
-                        .bounded(async move { Ok(query.fetch_all(&pool).await?) })
+                        .bounded(async move { Ok(postgres_rows(&pool, statement).await?) })
                         .await?;
                     rows.iter().map(|row| decoder.decode(row)).collect()
                 }
@@ -77,7 +77,36 @@ impl Store {
 /// pool.
 enum ReadOn {
     Sqlite(std::sync::Arc<SqliteReaders>, Bound),
-    Postgres(sqlx::PgPool, PgQuery),
+    Postgres(sqlx::PgPool, Bound),
+}
+
+/// A statement's rows through PostgreSQL's own pool. Its connections are not pinged before each
+/// use (a round trip per read, a fifth of a GET at one connection): one the server dropped (a
+/// restart) fails at once without reaching it, and the read, which changes nothing, runs again
+/// on another: once per connection the pool holds, and once more on a new one.
+async fn postgres_rows(
+    pool: &sqlx::PgPool,
+    statement: Bound,
+) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
+    let mut retried = 0;
+    loop {
+        match statement.clone().postgres().fetch_all(pool).await {
+            Err(error) if retried <= pool.size() && dropped_by_the_server(&error) => {
+                retried += 1;
+            }
+            rows => return rows,
+        }
+    }
+}
+
+/// A connection the server closed or broke: its socket failed, or the server said it is
+/// shutting down (SQLSTATE class 57P).
+fn dropped_by_the_server(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|c| c.starts_with("57P")),
+        _ => false,
+    }
 }
 
 /// A single integer column (counts).

@@ -719,6 +719,42 @@ async fn a_database_outage_longer_than_the_deadline_holds_no_request_past_it() {
 }
 
 #[tokio::test]
+async fn reads_right_after_a_database_restart_are_served_not_refused() {
+    if !on_postgres() {
+        return;
+    }
+    let postgres = PrivatePostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage {
+        data_dir: dir.path().to_path_buf(),
+        database: Some(postgres.url()),
+    };
+    let app = start_on(&storage, &Options::default()).await;
+    let event = app
+        .create_event(serde_json::json!({"osVersion": "1"}))
+        .await;
+    let url = app.event_url(event["id"].as_str().unwrap());
+    // Reads at once, so the pool holds several connections, all of which the restart kills.
+    let reads = (0..16).map(|_| app.get_json(&url));
+    for read in futures_util::future::join_all(reads).await {
+        assert_eq!(read["osVersion"], "1");
+    }
+    postgres.down();
+    postgres.up();
+    let health = format!("{}/healthz", app.base());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.client.get(&health).send().await.unwrap().status() != 200 {
+        assert!(Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every pooled connection is dead now; each read must still be answered from the database.
+    let reads = (0..16).map(|_| app.request(reqwest::Method::GET, &url).send());
+    for read in futures_util::future::join_all(reads).await {
+        assert_eq!(read.unwrap().status(), 200);
+    }
+}
+
+#[tokio::test]
 async fn a_node_killed_under_load_leaves_the_other_serving_with_the_same_keys_and_data() {
     if !on_postgres() {
         return; // Several nodes share one PostgreSQL database.
