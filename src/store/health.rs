@@ -164,6 +164,17 @@ impl Health {
     }
 }
 
+/// A pooled connection the database server closed or broke (its socket failed, or the server
+/// said it is shutting down: SQLSTATE class 57P): work that changed nothing may run again on
+/// another connection.
+pub(super) fn dropped_by_the_server(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|c| c.starts_with("57P")),
+        _ => false,
+    }
+}
+
 /// Whether an `Unavailable` error means the connection to the database is lost or refused (as
 /// opposed to a busy lock or a read-only file, which a new connection would not cure).
 pub(super) fn is_connection_loss(cause: &anyhow::Error) -> bool {

@@ -91,21 +91,13 @@ async fn postgres_rows(
     let mut retried = 0;
     loop {
         match statement.clone().postgres().fetch_all(pool).await {
-            Err(error) if retried <= pool.size() && dropped_by_the_server(&error) => {
+            Err(error)
+                if retried <= pool.size() && super::health::dropped_by_the_server(&error) =>
+            {
                 retried += 1;
             }
             rows => return rows,
         }
-    }
-}
-
-/// A connection the server closed or broke: its socket failed, or the server said it is
-/// shutting down (SQLSTATE class 57P).
-fn dropped_by_the_server(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(database) => database.code().is_some_and(|c| c.starts_with("57P")),
-        _ => false,
     }
 }
 

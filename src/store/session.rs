@@ -4,6 +4,7 @@
 use sqlx::AnyPool;
 
 use super::bound::Bound;
+use super::health::dropped_by_the_server;
 use super::sql::Dialect;
 use super::transaction::Tx;
 use super::{StoreError, StoredEntity};
@@ -41,8 +42,24 @@ pub(super) struct PoolSessions {
 
 impl Sessions for PoolSessions {
     type Session = Tx;
+    /// Connections are not pinged when taken from the pool: a BEGIN on one the server dropped (a
+    /// restart) fails at once, and runs again on another, once per pooled connection at most and
+    /// once more on a new one.
     async fn begin(&self) -> Result<Tx, StoreError> {
-        Tx::begin(&self.pool, self.dialect).await
+        let mut retried = 0;
+        loop {
+            match Tx::begin(&self.pool, self.dialect).await {
+                Err(StoreError::Unavailable(cause))
+                    if retried <= self.pool.size()
+                        && cause
+                            .downcast_ref::<sqlx::Error>()
+                            .is_some_and(dropped_by_the_server) =>
+                {
+                    retried += 1;
+                }
+                begun => return begun,
+            }
+        }
     }
 }
 

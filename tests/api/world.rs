@@ -719,7 +719,7 @@ async fn a_database_outage_longer_than_the_deadline_holds_no_request_past_it() {
 }
 
 #[tokio::test]
-async fn reads_right_after_a_database_restart_are_served_not_refused() {
+async fn reads_and_writes_right_after_a_database_restart_are_served_not_refused() {
     if !on_postgres() {
         return;
     }
@@ -739,6 +739,9 @@ async fn reads_right_after_a_database_restart_are_served_not_refused() {
     for read in futures_util::future::join_all(reads).await {
         assert_eq!(read["osVersion"], "1");
     }
+    // Writes at once too, so each writer holds a connection of its own.
+    let creates = (0..16).map(|_| app.create_event(serde_json::json!({"osVersion": "w"})));
+    futures_util::future::join_all(creates).await;
     postgres.down();
     postgres.up();
     let health = format!("{}/healthz", app.base());
@@ -751,6 +754,14 @@ async fn reads_right_after_a_database_restart_are_served_not_refused() {
     let reads = (0..16).map(|_| app.request(reqwest::Method::GET, &url).send());
     for read in futures_util::future::join_all(reads).await {
         assert_eq!(read.unwrap().status(), 200);
+    }
+    let patches = (0..16).map(|n| {
+        app.request(reqwest::Method::PATCH, &url)
+            .json(&serde_json::json!({"osVersion": format!("after-{n}")}))
+            .send()
+    });
+    for patched in futures_util::future::join_all(patches).await {
+        assert_eq!(patched.unwrap().status(), 200);
     }
 }
 
