@@ -130,7 +130,8 @@ pub struct Store {
     readers: AnyPool,
     writes: mpsc::Sender<writer::Message>,
     writer_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    writer_pool: AnyPool,
+    /// PostgreSQL's writers' connections (SQLite's writer holds its own).
+    writer_pool: Option<AnyPool>,
     /// What only an embedded SQLite file has, or the database being shared by nodes.
     backend: Backend,
     /// Whether the database is reachable ([`health`]), and the task that tries it while not.
@@ -277,7 +278,9 @@ impl Store {
             embedded.readers.close();
         }
         self.probe.abort();
-        self.writer_pool.close().await;
+        if let Some(pool) = &self.writer_pool {
+            pool.close().await;
+        }
         self.readers.close().await;
     }
 }

@@ -84,28 +84,32 @@ impl Store {
         };
         // One direct connection first: a refused or unknown database fails here at once, where a
         // pool would retry until its acquire timeout.
-        let probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)
-            .await
-            .with_context(|| format!("cannot open the database {}", redact(url)))?;
-        sqlx::Connection::close(probe).await.ok();
-        // SQLite has one writer; PostgreSQL takes several, each committing its own batches.
-        let writers: u32 = match dialect {
-            Dialect::Sqlite => 1,
-            Dialect::Postgres => 4,
-        };
-        let writer_pool = pool_options(writers, pragmas(WRITER_LOCK_WAIT_MS))
-            // Not pinged before each batch: a BEGIN on a dead connection runs again on another
-            // (`PoolSessions::begin`).
-            .test_before_acquire(false)
-            .connect_with(options.clone())
+        let mut probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)
             .await
             .with_context(|| format!("cannot open the database {}", redact(url)))?;
         if dialect == Dialect::Sqlite {
+            // Kept in the file: every later connection, of any process, is in WAL mode.
             sqlx::raw_sql("PRAGMA journal_mode = WAL")
-                .execute(&writer_pool)
+                .execute(&mut probe)
                 .await
                 .context("cannot switch SQLite to WAL mode")?;
         }
+        sqlx::Connection::close(probe).await.ok();
+        // SQLite has one writer, on a connection of its own (`SqliteWrites`); PostgreSQL takes
+        // several, each committing its own batches on a connection of this pool.
+        let writers: u32 = 4;
+        let writer_pool = match dialect {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(
+                pool_options(writers, pragmas(WRITER_LOCK_WAIT_MS))
+                    // Not pinged before each batch: a BEGIN on a dead connection runs again on
+                    // another (`PoolSessions::begin`).
+                    .test_before_acquire(false)
+                    .connect_with(options.clone())
+                    .await
+                    .with_context(|| format!("cannot open the database {}", redact(url)))?,
+            ),
+        };
         let migrator = match dialect {
             Dialect::Sqlite => sqlx::migrate!("migrations/sqlite"),
             Dialect::Postgres => sqlx::migrate!("migrations/postgres"),
@@ -205,7 +209,9 @@ impl Store {
             None => (0..writers)
                 .map(|_| {
                     let sessions = PoolSessions {
-                        pool: writer_pool.clone(),
+                        pool: writer_pool
+                            .clone()
+                            .expect("PostgreSQL's writers have a pool"),
                         dialect,
                     };
                     tokio::spawn(writer::run(

@@ -183,6 +183,9 @@ async fn the_servers_own_writes_keep_the_cache_and_another_process_commit_emptie
     }
     let event = app.create_event(json!({"osVersion": "0"})).await;
     let url = app.event_url(event["id"].as_str().unwrap());
+    // Commits made while the server started may have emptied the (then empty) cache once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = cache_clears(&app).await;
     // A second of the server's own writes, across several of the watch's polls.
     let until = std::time::Instant::now() + Duration::from_millis(1200);
     let mut n = 0;
@@ -200,7 +203,7 @@ async fn the_servers_own_writes_keep_the_cache_and_another_process_commit_emptie
     assert_eq!(app.get_json(&url).await["osVersion"], n.to_string());
     assert_eq!(
         cache_clears(&app).await,
-        0.0,
+        before,
         "the server's own commits emptied its cache"
     );
     write_behind_the_servers_back(&app, "UPDATE autopilot_events SET os_version = 'outside'").await;
@@ -212,7 +215,7 @@ async fn the_servers_own_writes_keep_the_cache_and_another_process_commit_emptie
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(cache_clears(&app).await >= 1.0);
+    assert!(cache_clears(&app).await > before);
 }
 
 #[tokio::test]
