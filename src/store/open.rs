@@ -102,9 +102,6 @@ impl Store {
             Dialect::Sqlite => None,
             Dialect::Postgres => Some(
                 pool_options(writers, pragmas(WRITER_LOCK_WAIT_MS))
-                    // Not pinged before each batch: a BEGIN on a dead connection runs again on
-                    // another (`PoolSessions::begin`).
-                    .test_before_acquire(false)
                     .connect_with(options.clone())
                     .await
                     .with_context(|| format!("cannot open the database {}", redact(url)))?,
