@@ -82,8 +82,8 @@ impl Bound {
         query
     }
 
-    /// The statement for sqlx's `Any` driver, every null bound with its own type (as
-    /// [`super::sql::bind`] binds sea-query's values).
+    /// The statement for sqlx's `Any` driver, every null bound with its own type (what
+    /// [`super::sql::bind`] returns).
     pub fn any(self) -> AnyQuery {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(self.sql));
         for parameter in self.parameters {

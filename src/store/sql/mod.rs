@@ -6,7 +6,7 @@ use sea_query::{
     NullOrdering, OnConflict, Order, PostgresQueryBuilder, Query, QueryStatementBuilder,
     SqliteQueryBuilder, Value as SqlValue, Values,
 };
-use sqlx::{Any, AssertSqlSafe, any::AnyArguments, query::Query as SqlxQuery};
+use sqlx::{Any, any::AnyArguments, query::Query as SqlxQuery};
 
 pub mod analytics;
 mod filter;
@@ -481,21 +481,5 @@ pub struct Listing<'a> {
 /// Turns built SQL and its values into an executable query. Every value is a bound parameter; the
 /// SQL text only ever comes from sea-query, never from request input.
 pub fn bind(sql: String, values: Values) -> SqlxQuery<'static, Any, AnyArguments> {
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for value in values {
-        query = match value {
-            SqlValue::Bool(flag) => query.bind(flag),
-            SqlValue::BigInt(number) => query.bind(number),
-            SqlValue::Int(number) => query.bind(number.map(i64::from)),
-            // LIMIT and OFFSET; the options parser keeps them within i64.
-            SqlValue::BigUnsigned(number) => {
-                query.bind(number.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
-            }
-            SqlValue::String(text) => query.bind(text),
-            other => {
-                unreachable!("statements only bind booleans, integers and text, not {other:?}")
-            }
-        };
-    }
-    query
+    super::bound::Bound::from((sql, values)).any()
 }
