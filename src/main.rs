@@ -5,6 +5,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use graphpilot::cli::Cli;
 
+/// mimalloc, not the system allocator: a request allocates and frees many short-lived buffers
+/// (hyper's header slots among them), and glibc's free was about a tenth of `/healthz`'s CPU
+/// (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // One TLS implementation for the server and the HTTP client: aws-lc-rs, as for the keys.

@@ -14,7 +14,7 @@ use crate::store::Durability;
 
 pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     if !args.status {
-        super::serve::init_logging(crate::cli::LogFormat::Pretty);
+        super::serve::init_direct_logging(crate::cli::LogFormat::Pretty);
     }
     let store = open_store(&args.storage, Durability::Full).await?;
     if args.status {

@@ -10,6 +10,11 @@ use crate::store::StoredEntity;
 pub const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 pub fn json_response(status: StatusCode, body: String) -> Response {
+    json_bytes_response(status, bytes::Bytes::from(body))
+}
+
+/// [`json_response`] of a body already in shareable bytes (a kept page).
+pub fn json_bytes_response(status: StatusCode, body: bytes::Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();

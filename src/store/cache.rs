@@ -8,6 +8,9 @@
 //! - commits by other connections (`graphpilot seed` beside a running server, another process)
 //!   are noticed through SQLite's `data_version` on the writer's own connection, which does not
 //!   count the writer's commits, and empty the cache within [`POLL_INTERVAL`].
+//!
+//! Beside the entities it keeps whole rendered pages ([`EntityCache::page`]), each valid only at
+//! the generation it was rendered at: any commit, or another process's, retires them all.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,6 +23,9 @@ const CAPACITY: usize = 100_000;
 /// Bytes of entity JSON kept at most (pages fill the cache too, so a walk of a large fleet would
 /// otherwise hold 1.4 KB per event); past it the cache starts again empty.
 const CAPACITY_BYTES: usize = 32 * 1024 * 1024;
+/// Rendered pages kept at most, and their bytes; past either the pages start again empty.
+const PAGE_CAPACITY: usize = 1_024;
+const PAGE_CAPACITY_BYTES: usize = 32 * 1024 * 1024;
 /// How often other processes' commits are looked for.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -42,6 +48,9 @@ struct Entries {
     map: HashMap<Key, StoredEntity>,
     /// Bytes of JSON and ETags held.
     bytes: usize,
+    /// (tenant, request) → the generation a page was rendered at and its body.
+    pages: HashMap<(String, String), (u64, bytes::Bytes)>,
+    page_bytes: usize,
 }
 
 impl Entries {
@@ -133,6 +142,40 @@ impl EntityCache {
         )
     }
 
+    /// The page rendered for `request` of `tenant`, if it was rendered at the current generation
+    /// and no commit is under way: then it is what rendering it again would give.
+    pub fn page(&self, tenant: &str, request: &str) -> Option<bytes::Bytes> {
+        let entries = self.entries.lock().expect("cache lock");
+        if entries.writing > 0 {
+            return None;
+        }
+        let (generation, body) = entries
+            .pages
+            .get(&(tenant.to_string(), request.to_string()))?;
+        (*generation == entries.generation).then(|| body.clone())
+    }
+
+    /// Keeps a page rendered from what the database held at `generation` (noted with
+    /// [`EntityCache::quiet_generation`] before its first read), unless a commit began or ended
+    /// since.
+    pub fn keep_page(&self, tenant: &str, request: &str, generation: u64, body: bytes::Bytes) {
+        let mut entries = self.entries.lock().expect("cache lock");
+        if entries.generation != generation || entries.writing > 0 {
+            return;
+        }
+        if entries.pages.len() >= PAGE_CAPACITY
+            || entries.page_bytes + body.len() > PAGE_CAPACITY_BYTES
+        {
+            entries.pages.clear();
+            entries.page_bytes = 0;
+        }
+        entries.page_bytes += body.len();
+        let key = (tenant.to_string(), request.to_string());
+        if let Some((_, old)) = entries.pages.insert(key, (generation, body)) {
+            entries.page_bytes -= old.len();
+        }
+    }
+
     /// Whether nothing was written since `generation` and no commit is under way.
     pub fn unchanged_since(&self, generation: u64) -> bool {
         let entries = self.entries.lock().expect("cache lock");
@@ -169,6 +212,8 @@ impl EntityCache {
         let mut entries = self.entries.lock().expect("cache lock");
         entries.generation += 1;
         entries.clear();
+        entries.pages.clear();
+        entries.page_bytes = 0;
     }
 }
 
@@ -234,6 +279,33 @@ mod tests {
             cache.events("u", &["e"], now).unwrap()[0].is_none(),
             "tenants are apart"
         );
+    }
+
+    #[test]
+    fn a_page_is_served_only_at_the_generation_it_was_rendered_at() {
+        let cache = EntityCache::default();
+        let body = bytes::Bytes::from_static(b"{}");
+        let seen = cache.quiet_generation().unwrap();
+        cache.keep_page("t", "/a?x", seen, body.clone());
+        assert_eq!(cache.page("t", "/a?x").as_deref(), Some(&b"{}"[..]));
+        assert!(cache.page("u", "/a?x").is_none(), "tenants are apart");
+        assert!(cache.page("t", "/a?y").is_none());
+        let writing = cache.writing();
+        assert!(cache.page("t", "/a?x").is_none(), "a commit is under way");
+        drop(writing);
+        assert!(cache.page("t", "/a?x").is_none(), "a commit ended since");
+        let before = cache.quiet_generation().unwrap();
+        cache.store("t", &Target::Event { id: "e".into() }, &entity("x"));
+        cache.keep_page("t", "/a?x", before, body.clone());
+        assert!(
+            cache.page("t", "/a?x").is_none(),
+            "rendered across a commit: not kept"
+        );
+        let now = cache.quiet_generation().unwrap();
+        cache.keep_page("t", "/a?x", now, body);
+        assert!(cache.page("t", "/a?x").is_some());
+        cache.clear();
+        assert!(cache.page("t", "/a?x").is_none(), "another process wrote");
     }
 
     #[test]

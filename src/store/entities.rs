@@ -13,6 +13,8 @@ use crate::odata::{Predicate, Scalar};
 /// about a tenth of a cached GET).
 static CACHE_HITS: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
 static CACHE_MISSES: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
+static PAGE_HITS: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
+static PAGE_MISSES: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
 
 fn cache_counter(
     slot: &'static std::sync::OnceLock<metrics::Counter>,
@@ -20,6 +22,10 @@ fn cache_counter(
 ) -> &'static metrics::Counter {
     slot.get_or_init(|| metrics::counter!("graphpilot_entity_cache_total", "result" => result))
 }
+
+/// The cache's generation when a page began to be read ([`Store::page_snapshot`]).
+#[derive(Clone, Copy, Debug)]
+pub struct PageSnapshot(u64);
 
 impl Store {
     pub async fn get(&self, tenant: &str, target: &Target) -> Result<StoredEntity, StoreError> {
@@ -85,6 +91,39 @@ impl Store {
         };
         self.read_decoded(self.dialect.select_page(tenant, listing), decoder)
             .await
+    }
+
+    /// The body rendered earlier for this very request (`request` names everything the body is a
+    /// function of besides the data), if nothing was committed since: embedded SQLite only,
+    /// where this process sees every commit (others' within the cache's poll).
+    pub fn ready_page(&self, tenant: &str, request: &str) -> Option<bytes::Bytes> {
+        let page = self.cache()?.page(tenant, request);
+        match &page {
+            Some(_) => cache_counter(&PAGE_HITS, "page_hit"),
+            None => cache_counter(&PAGE_MISSES, "page_miss"),
+        }
+        .increment(1);
+        page
+    }
+
+    /// Noted before a page's first read, for [`Store::keep_page`]; `None` when there is nothing
+    /// to keep pages in or a commit is under way.
+    pub fn page_snapshot(&self) -> Option<PageSnapshot> {
+        self.cache()?.quiet_generation().map(PageSnapshot)
+    }
+
+    /// Keeps a rendered page for [`Store::ready_page`], unless a commit began or ended since
+    /// `snapshot` (then the body may mix versions and is not kept).
+    pub fn keep_page(
+        &self,
+        tenant: &str,
+        request: &str,
+        snapshot: PageSnapshot,
+        body: bytes::Bytes,
+    ) {
+        if let Some(cache) = self.cache() {
+            cache.keep_page(tenant, request, snapshot.0, body);
+        }
     }
 
     /// A page of events from the cache: keys and cursors read first (often from an index

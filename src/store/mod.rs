@@ -38,6 +38,7 @@ pub use analytics::{
     BlockerRow, BreakdownRow, DURATIONS, DeviceHistory, FailureRow, StuckRow, Summary,
 };
 pub use apply::{Precondition, WriteOp, Written};
+pub use entities::PageSnapshot;
 pub use exports::{EXPORT_CHUNK_BYTES, ReportSnapshot};
 pub use sessions::DashboardSession;
 pub use sql::analytics::{FilterValue, Scope};

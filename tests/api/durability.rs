@@ -245,6 +245,88 @@ async fn if_match_is_judged_against_the_database_even_right_after_another_proces
     assert_eq!(current.status(), 200);
 }
 
+/// A page asked for again is answered from the kept rendering only while nothing was written:
+/// every write the server acknowledged since, and another process's within the cache's poll, is
+/// in the next answer (and the nextLink still continues the page it belongs to).
+#[tokio::test]
+async fn a_page_asked_for_again_shows_every_write_made_since() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for (n, day) in ["2026-03-01", "2026-03-02", "2026-03-03"]
+        .iter()
+        .enumerate()
+    {
+        let event = app
+            .create_event(
+                json!({"osVersion": n.to_string(), "eventDateTime": format!("{day}T00:00:00Z")}),
+            )
+            .await;
+        ids.push(event["id"].as_str().unwrap().to_string());
+    }
+    let page_url = format!(
+        "{}?$orderby=eventDateTime%20desc&$top=2&$count=true",
+        app.events_url()
+    );
+    let page = || async { app.get_json(&page_url).await };
+    let versions = |page: &Value| -> Vec<String> {
+        page["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|event| event["osVersion"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = page().await;
+    assert_eq!(versions(&first), ["2", "1"]);
+    assert_eq!(page().await, first, "the same request, the same answer");
+    let next = app
+        .get_json(first["@odata.nextLink"].as_str().unwrap())
+        .await;
+    assert_eq!(versions(&next), ["0"]);
+
+    let patched = app
+        .patch_json(&app.event_url(&ids[1]), &json!({"osVersion": "patched"}))
+        .await;
+    assert_eq!(patched.status(), 200);
+    assert_eq!(versions(&page().await), ["2", "patched"]);
+
+    let newest = app
+        .create_event(json!({"osVersion": "new", "eventDateTime": "2026-03-04T00:00:00Z"}))
+        .await;
+    let after_post = page().await;
+    assert_eq!(versions(&after_post), ["new", "2"]);
+    assert_eq!(after_post["@odata.count"], 4);
+
+    let deleted = app
+        .delete(&app.event_url(newest["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(deleted.status(), 204);
+    let after_delete = page().await;
+    assert_eq!(versions(&after_delete), ["2", "patched"]);
+    assert_eq!(after_delete["@odata.count"], 3);
+
+    let details_url = app.details_url(&ids[2]);
+    assert_eq!(app.get_json(&details_url).await["value"], json!([]));
+    let detail = app
+        .post_json(&details_url, &json!({"displayName": "Wi-Fi profile"}))
+        .await;
+    assert_eq!(detail.status(), 201);
+    assert_eq!(
+        app.get_json(&details_url).await["value"][0]["displayName"],
+        "Wi-Fi profile"
+    );
+
+    write_behind_the_servers_back(&app, "UPDATE autopilot_events SET os_version = 'outside'").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while versions(&page().await) != ["outside", "outside"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still served the old page after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Runs `statement` on the app's database from a connection of its own, as another process would.
 async fn write_behind_the_servers_back(app: &TestApp, statement: &'static str) {
     let database =
