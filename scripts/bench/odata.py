@@ -36,10 +36,12 @@ def run(*args, **kwargs):
     return subprocess.run(args, check=True, text=True, capture_output=True, **kwargs).stdout
 
 
-def wrk(base, path, token, seconds):
+def wrk(base, path, token, seconds, fresh=True):
+    """Times GET `path` at one connection. `fresh`: under another Host each request, so a page is
+    rendered every time and never answered from the server's kept pages (the same SQL either way)."""
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: the benchmarks time requests with it (Debian: apt-get install wrk)")
-    env = dict(os.environ, BENCH_MODE="path", BENCH_PATH=path, BENCH_TOKEN=token)
+    env = dict(os.environ, BENCH_MODE="path-fresh" if fresh else "path", BENCH_PATH=path, BENCH_TOKEN=token)
     out = run("wrk", "-t1", "-c1", f"-d{seconds}s", "-s", str(ROOT / "scripts/bench/wrk.lua"), base, env=env)
     rps, p50, p99, non2xx, socket = re.search(r"^RESULT (\S+) (\S+) (\S+) (\S+) (\S+)", out, re.M).groups()
     assert non2xx == "0" and socket == "0", out

@@ -1,5 +1,5 @@
 -- wrk script for graphpilot's load benchmark. Environment:
---   BENCH_MODE   get | patch | post | list | health | path
+--   BENCH_MODE   get | patch | post | list | fresh | health | path | path-fresh
 --   BENCH_PATH   request path and query (path)
 --   BENCH_TOKEN  bearer token
 --   BENCH_IDS    file with one event id per line (get, patch)
@@ -17,6 +17,12 @@ local headers = { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "ap
 local events = "/beta/deviceManagement/autopilotEvents"
 local states = { "success", "failure", "inProgress", "successWithTimeout" }
 
+-- The request's headers under a Host of its own (see the fresh modes).
+local function fresh_headers()
+  return { ["Authorization"] = headers["Authorization"], ["Content-Type"] = headers["Content-Type"],
+           ["Host"] = "fresh-" .. counter .. ".bench" }
+end
+
 request = function()
   counter = counter + 1
   if mode == "health" then
@@ -31,6 +37,12 @@ request = function()
     return wrk.format("POST", events, headers, body)
   elseif mode == "path" then
     return wrk.format("GET", os.getenv("BENCH_PATH"), headers)
+  elseif mode == "path-fresh" then
+    return wrk.format("GET", os.getenv("BENCH_PATH"), fresh_headers())
+  elseif mode == "fresh" then
+    -- The list's very request, but under another Host each time: the same SQL and the same
+    -- rendering, never a page the server kept (its links carry the host, so its key does).
+    return wrk.format("GET", events .. (os.getenv("BENCH_LIST") or ""), fresh_headers())
   elseif mode == "list" then
     return wrk.format("GET", events .. (os.getenv("BENCH_LIST") or "?$filter=deploymentState%20eq%20'failure'&$top=50"), headers)
   end

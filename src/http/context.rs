@@ -213,7 +213,7 @@ pub async fn with_request_context(
         context.started,
         JournalEntry {
             sequence: 0,
-            time: context.started.to_string(),
+            time: context.started,
             request_id: context.request_id,
             client_request_id: context.client_request_id,
             tenant,

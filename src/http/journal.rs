@@ -15,7 +15,10 @@ use crate::edm::DateTimeOffset;
 pub struct JournalEntry {
     /// Position in the journal since the start (increasing; `--tail` asks for what is after).
     pub sequence: u64,
-    pub time: String,
+    /// Written out as text only when asked for (formatting it per request cost more than
+    /// keeping it).
+    #[serde(serialize_with = "as_text")]
+    pub time: DateTimeOffset,
     pub request_id: String,
     pub client_request_id: String,
     pub tenant: Option<String>,
@@ -29,6 +32,10 @@ pub struct JournalEntry {
     pub throttled: bool,
     /// Answered by an injected fault rather than by the service.
     pub faulted: bool,
+}
+
+fn as_text<S: serde::Serializer>(time: &DateTimeOffset, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(time)
 }
 
 /// Who the request turned out to be from; the dispatcher fills it in once the token checks out.
@@ -138,7 +145,7 @@ mod tests {
     fn entry(path: &str, status: u16) -> JournalEntry {
         JournalEntry {
             sequence: 0,
-            time: String::new(),
+            time: DateTimeOffset::MIN,
             request_id: path.into(),
             client_request_id: path.into(),
             tenant: Some("contoso".into()),
