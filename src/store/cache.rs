@@ -25,7 +25,7 @@ const CAPACITY: usize = 100_000;
 const CAPACITY_BYTES: usize = 32 * 1024 * 1024;
 /// Rendered pages kept at most, and their bytes; past either the pages start again empty.
 const PAGE_CAPACITY: usize = 1_024;
-const PAGE_CAPACITY_BYTES: usize = 32 * 1024 * 1024;
+const PAGE_CAPACITY_BYTES: usize = 16 * 1024 * 1024;
 /// How often other processes' commits are looked for.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -48,8 +48,11 @@ struct Entries {
     map: HashMap<Key, StoredEntity>,
     /// Bytes of JSON and ETags held.
     bytes: usize,
-    /// (tenant, request) → the generation a page was rendered at and its body.
+    /// (tenant, request) → the generation a page was rendered at and its body. Only pages of
+    /// one generation are held: the first page kept at a newer one lets the others go (a
+    /// generation never comes back), so stale pages hold no memory under writes.
     pages: HashMap<(String, String), (u64, bytes::Bytes)>,
+    pages_generation: u64,
     page_bytes: usize,
 }
 
@@ -163,9 +166,11 @@ impl EntityCache {
         if entries.generation != generation || entries.writing > 0 {
             return;
         }
-        if entries.pages.len() >= PAGE_CAPACITY
+        if entries.pages_generation != generation
+            || entries.pages.len() >= PAGE_CAPACITY
             || entries.page_bytes + body.len() > PAGE_CAPACITY_BYTES
         {
+            entries.pages_generation = generation;
             entries.pages.clear();
             entries.page_bytes = 0;
         }
@@ -302,8 +307,16 @@ mod tests {
             "rendered across a commit: not kept"
         );
         let now = cache.quiet_generation().unwrap();
-        cache.keep_page("t", "/a?x", now, body);
+        cache.keep_page("t", "/a?x", now, body.clone());
         assert!(cache.page("t", "/a?x").is_some());
+        cache.store("t", &Target::Event { id: "e".into() }, &entity("y"));
+        let newer = cache.quiet_generation().unwrap();
+        cache.keep_page("t", "/a?z", newer, body.clone());
+        assert_eq!(
+            cache.entries.lock().unwrap().pages.len(),
+            1,
+            "pages of an older generation are let go"
+        );
         cache.clear();
         assert!(cache.page("t", "/a?x").is_none(), "another process wrote");
     }
