@@ -48,10 +48,10 @@ struct Entries {
     map: HashMap<Key, StoredEntity>,
     /// Bytes of JSON and ETags held.
     bytes: usize,
-    /// (tenant, request) → the generation a page was rendered at and its body. Only pages of
-    /// one generation are held: the first page kept at a newer one lets the others go (a
-    /// generation never comes back), so stale pages hold no memory under writes.
-    pages: HashMap<(String, String), (u64, bytes::Bytes)>,
+    /// (tenant, request) → a rendered page, all rendered at `pages_generation`: the first page
+    /// kept at a newer generation lets the others go (a generation never comes back), so stale
+    /// pages hold no memory under writes.
+    pages: HashMap<(String, String), bytes::Bytes>,
     pages_generation: u64,
     page_bytes: usize,
 }
@@ -149,13 +149,13 @@ impl EntityCache {
     /// and no commit is under way: then it is what rendering it again would give.
     pub fn page(&self, tenant: &str, request: &str) -> Option<bytes::Bytes> {
         let entries = self.entries.lock().expect("cache lock");
-        if entries.writing > 0 {
+        if entries.writing > 0 || entries.pages_generation != entries.generation {
             return None;
         }
-        let (generation, body) = entries
+        entries
             .pages
-            .get(&(tenant.to_string(), request.to_string()))?;
-        (*generation == entries.generation).then(|| body.clone())
+            .get(&(tenant.to_string(), request.to_string()))
+            .cloned()
     }
 
     /// Keeps a page rendered from what the database held at `generation` (noted with
@@ -176,7 +176,7 @@ impl EntityCache {
         }
         entries.page_bytes += body.len();
         let key = (tenant.to_string(), request.to_string());
-        if let Some((_, old)) = entries.pages.insert(key, (generation, body)) {
+        if let Some(old) = entries.pages.insert(key, body) {
             entries.page_bytes -= old.len();
         }
     }
